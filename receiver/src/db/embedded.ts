@@ -1,5 +1,5 @@
 // Embedded Postgres under STRATHON_DATA_DIR when DATABASE_URL is unset (laptop mode, tests).
-import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, openSync, closeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, openSync, closeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -59,6 +59,8 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port: numbe
   const lockFile = path.join(dataDir, 'strathon.lock');
   const pwFile = path.join(dataDir, 'pg-password');
   mkdirSync(dataDir, { recursive: true });
+  // As root, Postgres runs as the `postgres` user, which must be able to enter the directory.
+  if (process.getuid?.() === 0) chmodSync(dataDir, 0o755);
 
   if (existsSync(lockFile)) {
     const holder = Number(readFileSync(lockFile, 'utf8').trim());
