@@ -19,11 +19,17 @@ import { none, scope, type Route } from './api/routes.js';
 import { otlpTracesHandler } from './api/otlp.js';
 import { healthHandler, metricsHandler, readyHandler } from './api/health.js';
 import { Unavailable } from './errors.js';
+import type { ReceiverContext } from './context.js';
+import { startGrpcServer } from './ingest/grpc.js';
+import { queryRoutes } from './api/query.js';
+import { createWorkers, type Workers } from './workers/workers.js';
 
 export interface Receiver {
   url: string;
   port: number;
+  grpcPort: number | undefined;
   metricsUrl: string | undefined;
+  workers: Workers;
   databaseUrl: string;
   pool: pg.Pool;
   metrics: Metrics;
@@ -86,23 +92,29 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
       throw new Unavailable('database schema is not at head; run `strathon-admin migrate up` (STRATHON_AUTO_MIGRATE=false)', 10);
     };
 
+    const ctx: ReceiverContext = { config, pool, log, metrics, ingest, keys, limiter };
+    const workers = createWorkers(ctx);
     const metricsRoute = metricsHandler(metrics, pool);
     const routes: Route[] = [
       { method: 'GET', path: '/health', auth: none, body: 'none', handler: healthHandler(config.version, startedAt) },
-      { method: 'GET', path: '/ready', auth: none, body: 'none', handler: readyHandler(healthPool, () => ({}), () => ingest.writer.databaseDown) },
+      { method: 'GET', path: '/ready', auth: none, body: 'none', handler: readyHandler(healthPool, () => workers.checks(), () => ingest.writer.databaseDown) },
       ...(config.metricsListen ? [] : [{ method: 'GET' as const, path: '/metrics', auth: none, body: 'none' as const, handler: metricsRoute }]),
       {
         method: 'POST', path: '/v1/traces', auth: scope('traces:write'), body: 'raw',
         handler: otlpTracesHandler({ ingest, keys, limiter, maxBodyBytes: config.maxBodyBytes, log, clientIp: (req: Request) => clientIp(req, config.trustedProxies), schemaGate }),
       },
     ];
-    const app = buildApp(routes, { log, metrics });
+    routes.push(...queryRoutes(ctx));
+    const app = buildApp(routes, { log, metrics, keys, limiter, clientIp: (req: Request) => clientIp(req, config.trustedProxies) });
     const server = http.createServer({ requestTimeout: 60_000, headersTimeout: 20_000, keepAliveTimeout: 65_000 }, app);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => resolve());
     });
     const port = (server.address() as AddressInfo).port;
+
+    const grpc = config.grpcEnabled ? await startGrpcServer(ctx) : undefined;
+    workers.start();
 
     let metricsServer: http.Server | undefined;
     let metricsUrl: string | undefined;
@@ -131,7 +143,10 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
         const serverClosed = new Promise<void>((r) => server.close(() => r()));
         server.closeIdleConnections();
         metricsServer?.close();
+        const grpcClosed = grpc?.close(Math.max(500, deadline - Date.now() - 2000));
+        const workersStopped = workers.stop(Math.max(500, deadline - Date.now() - 2000));
         await ingest.writer.close(Math.max(1000, deadline - Date.now() - 1500));
+        await Promise.allSettled([grpcClosed, workersStopped]);
         await Promise.race([serverClosed, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now() - 1000)))]);
         server.closeAllConnections();
         await cleanupDb();
@@ -141,7 +156,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
     };
 
     const url = `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
-    return { url, port, metricsUrl, databaseUrl, pool, metrics, ingest, close };
+    return { url, port, grpcPort: grpc?.port, metricsUrl, databaseUrl, pool, metrics, ingest, workers, close };
   } catch (err) {
     await cleanupDb();
     throw err;

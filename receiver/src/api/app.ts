@@ -3,14 +3,48 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { MethodNotAllowed, NotFound } from '../errors.js';
+import { MethodNotAllowed, NotFound, TooManyRequests } from '../errors.js';
+import { presentedCredential, requireScope, type ApiKeyAuthenticator, type ApiKeyPrincipal } from '../auth/keys.js';
+import { RateLimiter } from '../auth/ratelimit.js';
 import { sendError } from './respond.js';
 import { wireFormat, sendOtlpError } from './otlp.js';
 import type { Route } from './routes.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
-export function buildApp(routes: Route[], deps: { log: Logger; metrics: Metrics }): Express {
+export interface AppDeps {
+  log: Logger; metrics: Metrics; keys: ApiKeyAuthenticator; limiter: RateLimiter; clientIp: (req: Request) => string;
+}
+
+/** The authenticated caller of a REST route (set by the route table's auth step). */
+export function principalOf(res: Response): ApiKeyPrincipal {
+  const p = res.locals.principal as ApiKeyPrincipal | undefined;
+  if (!p) throw new Error('route declared without auth reached principalOf');
+  return p;
+}
+
+function authStep(r: Route, deps: AppDeps) {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    try {
+      const credential = presentedCredential(req.headers);
+      const ip = deps.clientIp(req);
+      const rl = deps.limiter.take(RateLimiter.identifier(credential, ip));
+      res.setHeader('X-RateLimit-Limit', String(rl.limit));
+      res.setHeader('X-RateLimit-Remaining', String(rl.remaining));
+      if (!rl.allowed) throw new TooManyRequests(`rate limit exceeded, retry in ${rl.retryAfterS}s`, rl.retryAfterS);
+      if (r.auth.kind === 'scope') {
+        const principal = await deps.keys.authenticate(credential, ip);
+        requireScope(principal, r.auth.scope);
+        res.locals.principal = principal;
+      }
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+}
+
+export function buildApp(routes: Route[], deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
@@ -45,7 +79,9 @@ export function buildApp(routes: Route[], deps: { log: Logger; metrics: Metrics 
         next(err);
       }
     };
-    const chain = r.body === 'json' ? [json, wrapped] : [wrapped];
+    // OTLP routes authenticate inside their handler (errors there are google.rpc.Status bodies).
+    const auth = r.body === 'raw' || r.auth.kind === 'none' ? [] : [authStep(r, deps)];
+    const chain = r.body === 'json' ? [...auth, json, wrapped] : [...auth, wrapped];
     app[r.method.toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete'](r.path, ...chain);
     if (!methodsByPath.has(r.path)) methodsByPath.set(r.path, new Set());
     methodsByPath.get(r.path)?.add(r.method);

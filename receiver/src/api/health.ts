@@ -5,7 +5,8 @@ import type pg from 'pg';
 import type { Metrics } from '../observability/metrics.js';
 import { migrationStatus } from '../db/migrate.js';
 
-export interface Check { status: 'ok' | 'failed' | 'disabled'; reason?: string; [k: string]: unknown }
+import type { Check } from '../observability/checks.js';
+export type { Check };
 export type ExtraChecks = () => Record<string, Check>;
 
 const CHECK_TIMEOUT_MS = 500;
