@@ -1,6 +1,7 @@
 // What a receiver's parts share: built once in receiver.ts, passed down (never imported upward).
 import type pg from 'pg';
 import type { Config } from './config.js';
+import type { Db } from './db/db.js';
 import type { Logger } from './observability/logger.js';
 import type { Metrics } from './observability/metrics.js';
 import type { IngestDeps } from './ingest/ingest.js';
@@ -10,6 +11,8 @@ import type { RateLimiter } from './auth/ratelimit.js';
 export interface ReceiverContext {
   config: Config;
   pool: pg.Pool;
+  /** Kysely over `pool`, typed from the migrated schema. */
+  db: Db;
   log: Logger;
   metrics: Metrics;
   ingest: IngestDeps;

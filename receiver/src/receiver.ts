@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createPool, redactUrl, waitForDatabase } from './db/pool.js';
+import { createDb } from './db/db.js';
 import { startEmbeddedPostgres, type EmbeddedHandle } from './db/embedded.js';
 import { migrationStatus, runMigrations } from './db/migrate.js';
 import { ensurePartitions } from './db/partitions.js';
@@ -92,7 +93,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
       throw new Unavailable('database schema is not at head; run `strathon-admin migrate up` (STRATHON_AUTO_MIGRATE=false)', 10);
     };
 
-    const ctx: ReceiverContext = { config, pool, log, metrics, ingest, keys, limiter };
+    const ctx: ReceiverContext = { config, pool, db: createDb(pool), log, metrics, ingest, keys, limiter };
     const workers = createWorkers(ctx);
     const metricsRoute = metricsHandler(metrics, pool);
     const routes: Route[] = [
