@@ -148,7 +148,10 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
         const workersStopped = workers.stop(Math.max(500, deadline - Date.now() - 2000));
         await ingest.writer.close(Math.max(1000, deadline - Date.now() - 1500));
         await Promise.allSettled([grpcClosed, workersStopped]);
+        // Every queued request has its answer now; keep-alive connections that went idle are closed.
+        const idleCloser = setInterval(() => server.closeIdleConnections(), 50);
         await Promise.race([serverClosed, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now() - 1000)))]);
+        clearInterval(idleCloser);
         server.closeAllConnections();
         await cleanupDb();
         log.info({ uptime_s: Math.round((Date.now() - startedAt) / 1000) }, 'stopped');

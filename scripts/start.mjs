@@ -1,0 +1,33 @@
+// `npm start`: the receiver (embedded Postgres unless DATABASE_URL) and the dashboard, side by side.
+// Signals are forwarded; when either process exits, the other is stopped and we exit with its code.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..');
+const children = [];
+let exiting = false;
+
+function run(name, script, env) {
+  const child = spawn(process.execPath, [path.join(root, script)], { stdio: 'inherit', env: { ...process.env, ...env } });
+  child.on('exit', (code, signal) => {
+    if (!exiting) {
+      process.stderr.write(`${name} exited (${signal ?? code}); stopping\n`);
+      stopAll(code ?? 1);
+    }
+  });
+  children.push(child);
+  return child;
+}
+
+function stopAll(code) {
+  exiting = true;
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+  const t = setTimeout(() => process.exit(code), 11_000);
+  t.unref();
+  Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.on('exit', r))))).then(() => process.exit(code));
+}
+
+const port = process.env.PORT ?? '4318';
+run('receiver', 'receiver/dist/main.js', {});
+run('dashboard', 'dashboard/dist/server.js', { STRATHON_RECEIVER_URL: process.env.STRATHON_RECEIVER_URL ?? `http://localhost:${port}` });
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => stopAll(0));
