@@ -18,4 +18,6 @@ export interface ReceiverContext {
   ingest: IngestDeps;
   keys: ApiKeyAuthenticator;
   limiter: RateLimiter;
+  /** Resolves when ingest may write (schema at head); otherwise throws 503 with the reason. */
+  schemaGate: () => Promise<void>;
 }

@@ -36,6 +36,7 @@ async function main() {
     '',
     `  Strathon-TS receiver ${config.version} is up`,
     `  OTLP/HTTP endpoint:  ${receiver.url}/v1/traces`,
+    receiver.grpcPort ? `  OTLP/gRPC endpoint:  ${receiver.url.replace(/^http:\/\//, '').replace(/:\d+$/, '')}:${receiver.grpcPort}` : '  OTLP/gRPC:           disabled (STRATHON_GRPC_ENABLED=false)',
     `  Dashboard:           ${dashboardUrl}`,
     `  Health / readiness:  ${receiver.url}/health  ${receiver.url}/ready`,
     config.seedDevKey

@@ -21,7 +21,7 @@ import { otlpTracesHandler } from './api/otlp.js';
 import { healthHandler, metricsHandler, readyHandler } from './api/health.js';
 import { Unavailable } from './errors.js';
 import type { ReceiverContext } from './context.js';
-import { startGrpcServer } from './ingest/grpc.js';
+import { startGrpcServer, type GrpcServer } from './ingest/grpc.js';
 import { queryRoutes } from './api/query.js';
 import { createWorkers, type Workers } from './workers/workers.js';
 
@@ -93,7 +93,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
       throw new Unavailable('database schema is not at head; run `strathon-admin migrate up` (STRATHON_AUTO_MIGRATE=false)', 10);
     };
 
-    const ctx: ReceiverContext = { config, pool, db: createDb(pool), log, metrics, ingest, keys, limiter };
+    const ctx: ReceiverContext = { config, pool, db: createDb(pool), log, metrics, ingest, keys, limiter, schemaGate };
     const workers = createWorkers(ctx);
     const metricsRoute = metricsHandler(metrics, pool);
     const routes: Route[] = [
@@ -114,7 +114,13 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
     });
     const port = (server.address() as AddressInfo).port;
 
-    const grpc = config.grpcEnabled ? await startGrpcServer(ctx) : undefined;
+    let grpc: GrpcServer | undefined;
+    try {
+      grpc = config.grpcEnabled ? await startGrpcServer(ctx) : undefined;
+    } catch (err) {
+      server.close();
+      throw new Error(`OTLP/gRPC listener failed on ${config.host}:${config.grpcPort}: ${(err as Error).message}`);
+    }
     workers.start();
 
     let metricsServer: http.Server | undefined;

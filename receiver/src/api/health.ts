@@ -53,8 +53,10 @@ export function readyHandler(healthPool: pg.Pool, extra: ExtraChecks, writerDown
       }),
       bounded('partitions', async () => {
         const name = currentPartitionName();
-        const r = await healthPool.query<{ t: string | null }>('select to_regclass($1)::text as t', [`telemetry.${name}`]);
-        if (r.rows[0]?.t) return { status: 'ok', current_partition: name };
+        const r = await healthPool.query(
+          `SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+           WHERE i.inhparent = 'telemetry.spans'::regclass AND c.relname = $1`, [name]);
+        if (r.rowCount) return { status: 'ok', current_partition: name };
         return { status: 'failed', current_partition: name, reason: `this month's span partition telemetry.${name} is missing` };
       }),
     ]);
