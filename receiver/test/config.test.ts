@@ -106,3 +106,20 @@ test('STRATHON_METRICS_LISTEN parses host:port and refuses junk', () => {
   assert.deepEqual(loadConfig({ STRATHON_METRICS_LISTEN: '[::1]:9464' }).config.metricsListen, { host: '::1', port: 9464 });
   assert.ok(problems({ STRATHON_METRICS_LISTEN: 'nope' }).length === 1);
 });
+
+test('.env.example lists every SPEC §2 variable and parses cleanly as a configuration', async () => {
+  const { readFileSync } = await import('node:fs');
+  const dotenv = (await import('dotenv')).default;
+  const root = path.resolve(import.meta.dirname, '../..');
+  const text = readFileSync(path.join(root, '.env.example'), 'utf8');
+  const parsed = dotenv.parse(text);
+  const spec = readFileSync(path.join(root, '../shared/SPEC.md'), 'utf8').split('## 3. Boot')[0] ?? '';
+  const specVars = new Set([...spec.matchAll(/`((?:STRATHON_|DATABASE_|DASHBOARD_|POSTGRES_)[A-Z_]+|PORT)`/g)].map((m) => m[1] as string));
+  for (const v of specVars) {
+    if (v.endsWith('_FILE')) continue;
+    assert.ok(v in parsed, `${v} is in .env.example`);
+  }
+  const { config } = loadConfig(parsed);
+  assert.equal(config.port, 4318);
+  assert.equal(config.samplingRate, 1);
+});
