@@ -7,6 +7,7 @@ import type { Metrics } from './observability/metrics.js';
 import type { IngestDeps } from './ingest/ingest.js';
 import type { ApiKeyAuthenticator } from './auth/keys.js';
 import type { RateLimiter } from './auth/ratelimit.js';
+import type { Authenticator } from './auth/authenticate.js';
 
 export interface ReceiverContext {
   config: Config;
@@ -17,6 +18,8 @@ export interface ReceiverContext {
   metrics: Metrics;
   ingest: IngestDeps;
   keys: ApiKeyAuthenticator;
+  /** Any REST credential (key, access JWT, session) → Principal. */
+  auth: Authenticator;
   limiter: RateLimiter;
   /** Resolves when ingest may write (schema at head); otherwise throws 503 with the reason. */
   schemaGate: () => Promise<void>;

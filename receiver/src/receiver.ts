@@ -14,6 +14,7 @@ import { ensurePartitions } from './db/partitions.js';
 import { createIngest, type IngestDeps } from './ingest/ingest.js';
 import { ApiKeyAuthenticator, seedDevKey } from './auth/keys.js';
 import { RateLimiter } from './auth/ratelimit.js';
+import { Authenticator } from './auth/authenticate.js';
 import { clientIp } from './auth/client-ip.js';
 import { buildApp } from './api/app.js';
 import { none, scope, type Route } from './api/routes.js';
@@ -93,7 +94,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
       throw new Unavailable('database schema is not at head; run `strathon-admin migrate up` (STRATHON_AUTO_MIGRATE=false)', 10);
     };
 
-    const ctx: ReceiverContext = { config, pool, db: createDb(pool), log, metrics, ingest, keys, limiter, schemaGate };
+    const ctx: ReceiverContext = { config, pool, db: createDb(pool), log, metrics, ingest, keys, auth: new Authenticator(pool, keys, config.jwtSecret), limiter, schemaGate };
     const workers = createWorkers(ctx);
     const metricsRoute = metricsHandler(metrics, pool);
     const routes: Route[] = [
@@ -106,7 +107,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
       },
     ];
     routes.push(...queryRoutes(ctx));
-    const app = buildApp(routes, { log, metrics, keys, limiter, clientIp: (req: Request) => clientIp(req, config.trustedProxies) });
+    const app = buildApp(routes, { log, metrics, auth: ctx.auth, limiter, clientIp: (req: Request) => clientIp(req, config.trustedProxies) });
     const server = http.createServer({ requestTimeout: 60_000, headersTimeout: 20_000, keepAliveTimeout: 65_000 }, app);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

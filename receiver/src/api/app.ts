@@ -3,8 +3,9 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { MethodNotAllowed, NotFound, TooManyRequests } from '../errors.js';
-import { presentedCredential, requireScope, type ApiKeyAuthenticator, type ApiKeyPrincipal } from '../auth/keys.js';
+import { Forbidden, MethodNotAllowed, NotFound, TooManyRequests } from '../errors.js';
+import { Authenticator } from '../auth/authenticate.js';
+import { principalHasScope, roleRank, ROLES, scopesForRole, type Principal, type Role } from '../auth/principal.js';
 import { RateLimiter } from '../auth/ratelimit.js';
 import { sendError } from './respond.js';
 import { wireFormat, sendOtlpError } from './otlp.js';
@@ -13,28 +14,48 @@ import type { Route } from './routes.js';
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 export interface AppDeps {
-  log: Logger; metrics: Metrics; keys: ApiKeyAuthenticator; limiter: RateLimiter; clientIp: (req: Request) => string;
+  log: Logger; metrics: Metrics; auth: Authenticator; limiter: RateLimiter; clientIp: (req: Request) => string;
 }
 
 /** The authenticated caller of a REST route (set by the route table's auth step). */
-export function principalOf(res: Response): ApiKeyPrincipal {
-  const p = res.locals.principal as ApiKeyPrincipal | undefined;
+export function principalOf(res: Response): Principal {
+  const p = res.locals.principal as Principal | undefined;
   if (!p) throw new Error('route declared without auth reached principalOf');
   return p;
+}
+
+/** The lowest role whose scopes include `scope` (for "requires role X" answers to users). */
+function roleFor(scope: string): Role {
+  return ROLES.find((r) => scopesForRole(r).some((s) => s === '*' || s === scope)) ?? 'owner';
+}
+
+function authorize(r: Route, p: Principal): void {
+  if (p.kind === 'user' && p.mustChangePassword && !r.duringPasswordChange) throw new Forbidden('password change required: POST /v1/auth/change-password');
+  switch (r.auth.kind) {
+    case 'scope':
+      if (principalHasScope(p, r.auth.scope)) return;
+      throw new Forbidden(p.kind === 'user' ? `requires role ${roleFor(r.auth.scope)}` : `missing required scope: ${r.auth.scope}`);
+    case 'role':
+      if (p.kind !== 'user') throw new Forbidden(`requires role ${r.auth.role} (a user session, not an API key)`);
+      if (roleRank(p.role) < roleRank(r.auth.role)) throw new Forbidden(`requires role ${r.auth.role}`);
+      return;
+    default:
+      return;
+  }
 }
 
 function authStep(r: Route, deps: AppDeps) {
   return async (req: Request, res: Response, next: NextFunction) => {
     try {
-      const credential = presentedCredential(req.headers);
+      const credential = Authenticator.credential(req.headers);
       const ip = deps.clientIp(req);
       const rl = deps.limiter.take(RateLimiter.identifier(credential, ip));
       res.setHeader('X-RateLimit-Limit', String(rl.limit));
       res.setHeader('X-RateLimit-Remaining', String(rl.remaining));
       if (!rl.allowed) throw new TooManyRequests(`rate limit exceeded, retry in ${rl.retryAfterS}s`, rl.retryAfterS);
-      if (r.auth.kind === 'scope') {
-        const principal = await deps.keys.authenticate(credential, ip);
-        requireScope(principal, r.auth.scope);
+      if (r.auth.kind !== 'none') {
+        const principal = await deps.auth.authenticate(req.headers, ip);
+        authorize(r, principal);
         res.locals.principal = principal;
       }
       next();
@@ -80,7 +101,7 @@ export function buildApp(routes: Route[], deps: AppDeps): Express {
       }
     };
     // OTLP routes authenticate inside their handler (errors there are google.rpc.Status bodies).
-    const auth = r.body === 'raw' || r.auth.kind === 'none' ? [] : [authStep(r, deps)];
+    const auth = r.body === 'raw' ? [] : [authStep(r, deps)];
     const chain = r.body === 'json' ? [...auth, json, wrapped] : [...auth, wrapped];
     app[r.method.toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete'](r.path, ...chain);
     if (!methodsByPath.has(r.path)) methodsByPath.set(r.path, new Set());
