@@ -24,11 +24,16 @@ import { Unavailable } from './errors.js';
 import type { ReceiverContext } from './context.js';
 import { startGrpcServer, type GrpcServer } from './ingest/grpc.js';
 import { queryRoutes } from './api/query.js';
+import { authRoutes } from './api/auth.js';
+import { apiKeyRoutes } from './api/keys.js';
+import { projectRoutes } from './api/projects.js';
 import { createWorkers, type Workers } from './workers/workers.js';
 
 export interface Receiver {
   url: string;
   port: number;
+  /** The route table (for tests that walk every route). */
+  routes: Route[];
   grpcPort: number | undefined;
   metricsUrl: string | undefined;
   workers: Workers;
@@ -106,7 +111,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
         handler: otlpTracesHandler({ ingest, keys, limiter, maxBodyBytes: config.maxBodyBytes, log, clientIp: (req: Request) => clientIp(req, config.trustedProxies), schemaGate }),
       },
     ];
-    routes.push(...queryRoutes(ctx));
+    routes.push(...queryRoutes(ctx), ...authRoutes(ctx), ...apiKeyRoutes(ctx), ...projectRoutes(ctx));
     const app = buildApp(routes, { log, metrics, auth: ctx.auth, limiter, clientIp: (req: Request) => clientIp(req, config.trustedProxies) });
     const server = http.createServer({ requestTimeout: 60_000, headersTimeout: 20_000, keepAliveTimeout: 65_000 }, app);
     await new Promise<void>((resolve, reject) => {
@@ -167,7 +172,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
     };
 
     const url = `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
-    return { url, port, grpcPort: grpc?.port, metricsUrl, databaseUrl, pool, metrics, ingest, workers, close };
+    return { url, port, routes, grpcPort: grpc?.port, metricsUrl, databaseUrl, pool, metrics, ingest, workers, close };
   } catch (err) {
     await cleanupDb();
     throw err;
