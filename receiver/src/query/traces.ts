@@ -1,0 +1,62 @@
+// Trace summaries (telemetry.traces): the newest-first keyset list and one trace by id.
+// Every statement is scoped to one project (SPEC §4: no query crosses projects).
+import { sql } from 'kysely';
+import type { Db } from '../db/db.js';
+import { cursorTimeOf, microsText, tz, type NsRange } from './time.js';
+
+export interface TraceFilters extends NsRange {
+  agentName?: string; service?: string; model?: string; status?: 'ok' | 'error'; minCostUsd?: string;
+  /** Case-insensitive "contains" pattern (already escaped for ILIKE) over root name, agent and service. */
+  qPattern?: string;
+}
+/** Position after which the next page starts: (start_time, trace_id) of the last row seen. */
+export interface TraceKeyset { time: string; traceId: string }
+
+const TRACE_COLUMNS = [
+  'trace_id', 'start_time_unix_nano', 'end_time_unix_nano', 'root_name', 'root_span_id', 'service_name', 'agent_name',
+  'span_count', 'error_count', 'llm_span_count', 'tool_span_count', 'input_tokens', 'output_tokens', 'cost_usd', 'models',
+] as const;
+
+export type TraceRow = Awaited<ReturnType<typeof listTraces>>[number];
+
+/**
+ * One page of traces, newest first, ordered by (start_time DESC, trace_id ASC) — exactly the
+ * order of traces_project_start_idx (and of the per-agent/service/error indexes), so a page is
+ * an index range scan that never counts or skips rows. Fetches limit + 1 to know if more follow.
+ */
+export async function listTraces(db: Db, projectId: string, f: TraceFilters, after: TraceKeyset | undefined, limit: number) {
+  let q = db.selectFrom('telemetry.traces')
+    .select([...TRACE_COLUMNS, cursorTimeOf('start_time').as('cursor_time')])
+    .where('project_id', '=', projectId);
+  if (f.agentName !== undefined) q = q.where('agent_name', '=', f.agentName);
+  if (f.service !== undefined) q = q.where('service_name', '=', f.service);
+  if (f.model !== undefined) q = q.where(sql<boolean>`${f.model} = ANY(models)`);
+  // Literal predicates, so the planner can match the partial index on errored traces.
+  if (f.status === 'error') q = q.where(sql<boolean>`error_count > 0`);
+  if (f.status === 'ok') q = q.where(sql<boolean>`error_count = 0`);
+  if (f.minCostUsd !== undefined) q = q.where('cost_usd', '>=', f.minCostUsd);
+  const pattern = f.qPattern;
+  if (pattern !== undefined) {
+    q = q.where((eb) => eb.or([eb('root_name', 'ilike', pattern), eb('agent_name', 'ilike', pattern), eb('service_name', 'ilike', pattern)]));
+  }
+  // The timestamptz bound uses the index; the nanosecond bound makes the filter exact.
+  if (f.sinceNs !== undefined) q = q.where('start_time', '>=', tz(microsText(f.sinceNs))).where('start_time_unix_nano', '>=', f.sinceNs.toString());
+  if (f.untilNs !== undefined) q = q.where('start_time', '<=', tz(microsText(f.untilNs))).where('start_time_unix_nano', '<', f.untilNs.toString());
+  if (after) {
+    const tid = Buffer.from(after.traceId, 'hex');
+    q = q.where('start_time', '<=', tz(after.time))
+      .where((eb) => eb.or([eb('start_time', '<', tz(after.time)), eb('trace_id', '>', tid)]));
+  }
+  return q.orderBy('start_time', 'desc').orderBy('trace_id', 'asc').limit(limit + 1).execute();
+}
+
+/** One trace summary, or undefined when it does not exist in this project. */
+export async function getTrace(db: Db, projectId: string, traceIdHex: string) {
+  return db.selectFrom('telemetry.traces')
+    .select([...TRACE_COLUMNS, cursorTimeOf('start_time').as('cursor_time'), cursorTimeOf('end_time').as('end_time_text')])
+    .where('project_id', '=', projectId)
+    .where('trace_id', '=', Buffer.from(traceIdHex, 'hex'))
+    .executeTakeFirst();
+}
+
+export type TraceDetailRow = NonNullable<Awaited<ReturnType<typeof getTrace>>>;
