@@ -27,7 +27,7 @@ import { queryRoutes } from './api/query.js';
 import { authRoutes } from './api/auth.js';
 import { apiKeyRoutes } from './api/keys.js';
 import { projectRoutes } from './api/projects.js';
-import { createWorkers, type Workers } from './workers/workers.js';
+import { createWorkers, type Workers, type WorkerOptions } from './workers/workers.js';
 
 export interface Receiver {
   url: string;
@@ -44,7 +44,7 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
-export async function startReceiver(config: Config, log: Logger): Promise<Receiver> {
+export async function startReceiver(config: Config, log: Logger, opts: { workers?: WorkerOptions } = {}): Promise<Receiver> {
   const startedAt = Date.now();
   let embedded: EmbeddedHandle | undefined;
   let databaseUrl = config.databaseUrl;
@@ -100,7 +100,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
     };
 
     const ctx: ReceiverContext = { config, pool, db: createDb(pool), log, metrics, ingest, keys, auth: new Authenticator(pool, keys, config.jwtSecret), limiter, schemaGate };
-    const workers = createWorkers(ctx);
+    const workers = createWorkers(ctx, opts.workers);
     const metricsRoute = metricsHandler(metrics, pool);
     const routes: Route[] = [
       { method: 'GET', path: '/health', auth: none, body: 'none', handler: healthHandler(config.version, startedAt) },

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { loadConfig, type Config } from '../src/config.js';
 import { createLogger } from '../src/observability/logger.js';
 import { startReceiver, type Receiver } from '../src/receiver.js';
+import type { WorkerOptions } from '../src/workers/workers.js';
 import { createApiKey, DEFAULT_PROJECT_ID } from '../src/auth/keys.js';
 import { Writable } from 'node:stream';
 
@@ -56,10 +57,10 @@ export function testConfig(databaseUrl: string, env: Record<string, string> = {}
 export interface TestReceiver extends Receiver { key: string; lines: string[] }
 
 /** Start a real receiver on a fresh database with a `*` key. Closed after the test file. */
-export async function startTestReceiver(env: Record<string, string> = {}, opts: { databaseUrl?: string } = {}): Promise<TestReceiver> {
+export async function startTestReceiver(env: Record<string, string> = {}, opts: { databaseUrl?: string; workers?: WorkerOptions } = {}): Promise<TestReceiver> {
   const url = opts.databaseUrl ?? (await createTestDatabase());
   const { log, lines } = memoryLogger(env.STRATHON_LOG_LEVEL ?? 'info');
-  const r = await startReceiver(testConfig(url, env), log);
+  const r = await startReceiver(testConfig(url, env), log, { workers: opts.workers });
   after(() => r.close());
   const k = await createApiKey(r.pool, { projectId: DEFAULT_PROJECT_ID, name: 'test', scopes: ['*'] });
   return Object.assign(r, { key: k.key, lines });

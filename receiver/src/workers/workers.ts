@@ -1,13 +1,42 @@
-// Worker framework (SPEC §11). Placeholder until implemented: no workers, no checks.
+// The receiver's background workers (SPEC §11), built on the framework in framework.ts. Worker
+// names are the keys of their checks in /ready. Intervals come from config unless overridden
+// (tests run them in milliseconds).
 import type { ReceiverContext } from '../context.js';
-import type { Check } from '../observability/checks.js';
+import { createFramework, type FrameworkOptions, type WorkerDefinition, type Workers } from './framework.js';
+import { spansPartitionWorker, SPANS_PARTITION_TASK } from './spans-partition.js';
+import { retentionWorker, RETENTION_TASK } from './retention.js';
+import { retentionCleanupWorker, RETENTION_CLEANUP_TASK } from './retention-cleanup.js';
 
-export interface Workers {
-  start(): void;
-  stop(timeoutMs: number): Promise<void>;
-  checks(): Record<string, Check>;
+export type { Workers, WorkerDefinition, FrameworkOptions, TickOutcome, WorkerState, Tick } from './framework.js';
+export { createFramework, inTransaction } from './framework.js';
+
+export const WORKER_NAMES = [SPANS_PARTITION_TASK, RETENTION_TASK, RETENTION_CLEANUP_TASK] as const;
+export type WorkerName = (typeof WORKER_NAMES)[number];
+
+/** Partition upkeep runs hourly: partitions are kept months ahead, so this is only a safety margin. */
+export const SPANS_PARTITION_INTERVAL_SECONDS = 3600;
+
+export interface WorkerOptions extends FrameworkOptions {
+  /** Per-worker interval in seconds, replacing the configured one. */
+  intervals?: Partial<Record<WorkerName, number>>;
+  /** Extra workers run by the same framework (tests inject failing or slow ones). */
+  extra?: WorkerDefinition[];
 }
 
-export function createWorkers(_ctx: ReceiverContext): Workers {
-  return { start() {}, async stop() {}, checks: () => ({}) };
+export function workerDefinitions(ctx: Pick<ReceiverContext, 'config'>, options: WorkerOptions = {}): WorkerDefinition[] {
+  const { config } = ctx;
+  const every = (name: WorkerName, dflt: number) => options.intervals?.[name] ?? dflt;
+  const retention = {
+    enabled: config.retentionEnabled, defaultRetentionDays: config.retentionDays, batchSize: config.retentionBatchSize,
+  };
+  return [
+    spansPartitionWorker({ monthsAhead: config.partitionMonthsAhead, intervalSeconds: every(SPANS_PARTITION_TASK, SPANS_PARTITION_INTERVAL_SECONDS) }),
+    retentionWorker({ ...retention, intervalSeconds: every(RETENTION_TASK, config.retentionIntervalSeconds) }),
+    retentionCleanupWorker({ ...retention, intervalSeconds: every(RETENTION_CLEANUP_TASK, config.retentionIntervalSeconds) }),
+    ...(options.extra ?? []),
+  ];
+}
+
+export function createWorkers(ctx: ReceiverContext, options: WorkerOptions = {}): Workers {
+  return createFramework({ pool: ctx.pool, log: ctx.log, registry: ctx.metrics.registry }, workerDefinitions(ctx, options), options);
 }
