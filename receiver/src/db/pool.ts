@@ -13,6 +13,8 @@ export function createPool(url: string, opts: { max?: number; applicationName?: 
     keepAlive: true,
     application_name: opts.applicationName ?? 'strathon-receiver',
     statement_timeout: 30_000,
+    // Batch statements sort and hash a few thousand rows; 4 MB (the default) spills them to disk.
+    options: '-c work_mem=32MB',
   });
   // A broken idle connection (Postgres restarted) must never crash the process.
   pool.on('error', () => undefined);
