@@ -225,6 +225,7 @@ export function createFramework(deps: FrameworkDeps, definitions: WorkerDefiniti
     let outcome: TickOutcome = 'failed';
     let error: string | null = null;
     let details: RunDetails | null = null;
+    let runFinishedAt: Date | undefined;
     st.running = true;
     try {
       client = await deps.pool.connect();
@@ -240,14 +241,18 @@ export function createFramework(deps: FrameworkDeps, definitions: WorkerDefiniti
       if (s.def.lock.kind === 'advisory' && !locked) {
         outcome = 'skipped';
       } else {
-        st.lastStartedAt = startedAt;
+        // A run's recorded interval is exactly the time it held the lock, so runs of one locked
+        // worker across replicas can be checked for overlap from core.worker_runs.
+        st.lastStartedAt = new Date();
         details = (await s.def.run({ worker: st.name, client, signal: abort.signal, log })) ?? null;
+        runFinishedAt = new Date();
         outcome = 'succeeded';
       }
     } catch (err) {
+      runFinishedAt = new Date();
       outcome = 'failed';
       error = errorText(err);
-      st.lastStartedAt = startedAt;
+      if (!st.lastStartedAt || st.lastStartedAt < startedAt) st.lastStartedAt = startedAt;
       log.error({ err, consecutive_failures: st.consecutiveFailures + 1 }, 'worker run failed');
     } finally {
       if (client) {
@@ -263,7 +268,7 @@ export function createFramework(deps: FrameworkDeps, definitions: WorkerDefiniti
       }
       st.running = false;
     }
-    const now = new Date();
+    const now = runFinishedAt ?? new Date();
     const durationMs = Math.round((performance.now() - t0) * 10) / 10;
     st.lastOutcome = outcome;
     if (outcome === 'skipped') {

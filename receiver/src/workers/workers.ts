@@ -6,11 +6,12 @@ import { createFramework, type FrameworkOptions, type WorkerDefinition, type Wor
 import { spansPartitionWorker, SPANS_PARTITION_TASK } from './spans-partition.js';
 import { retentionWorker, RETENTION_TASK } from './retention.js';
 import { retentionCleanupWorker, RETENTION_CLEANUP_TASK } from './retention-cleanup.js';
+import { auditPartitionWorker, AUDIT_PARTITION_TASK } from '../audit/audit.js';
 
 export type { Workers, WorkerDefinition, FrameworkOptions, TickOutcome, WorkerState, Tick } from './framework.js';
 export { createFramework, inTransaction } from './framework.js';
 
-export const WORKER_NAMES = [SPANS_PARTITION_TASK, RETENTION_TASK, RETENTION_CLEANUP_TASK] as const;
+export const WORKER_NAMES = [SPANS_PARTITION_TASK, RETENTION_TASK, RETENTION_CLEANUP_TASK, AUDIT_PARTITION_TASK] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
 
 /** Partition upkeep runs hourly: partitions are kept months ahead, so this is only a safety margin. */
@@ -33,6 +34,7 @@ export function workerDefinitions(ctx: Pick<ReceiverContext, 'config'>, options:
     spansPartitionWorker({ monthsAhead: config.partitionMonthsAhead, intervalSeconds: every(SPANS_PARTITION_TASK, SPANS_PARTITION_INTERVAL_SECONDS) }),
     retentionWorker({ ...retention, intervalSeconds: every(RETENTION_TASK, config.retentionIntervalSeconds) }),
     retentionCleanupWorker({ ...retention, intervalSeconds: every(RETENTION_CLEANUP_TASK, config.retentionIntervalSeconds) }),
+    auditPartitionWorker(ctx, { intervalSeconds: options.intervals?.[AUDIT_PARTITION_TASK] }),
     ...(options.extra ?? []),
   ];
 }
