@@ -21,6 +21,7 @@ export class Forbidden extends HttpError {
 export class NotFound extends HttpError {
   constructor(message = 'not found') { super(404, message); }
 }
+export class Conflict extends HttpError { constructor(m: string) { super(409, m); } }
 export class MethodNotAllowed extends HttpError {
   constructor(allow: string) { super(405, `method not allowed; use ${allow}`, { Allow: allow }); }
 }
