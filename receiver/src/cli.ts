@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // strathon-admin: administration against DATABASE_URL without a running receiver (SPEC §3).
 import { existsSync, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import dotenv from 'dotenv';
@@ -9,7 +10,15 @@ import { createLogger } from './observability/logger.js';
 import { createPool } from './db/pool.js';
 import { migrationStatus, runMigrations } from './db/migrate.js';
 import { ensurePartitions } from './db/partitions.js';
-import { createApiKey, DEFAULT_KEY_SCOPES, validateScopes } from './auth/keys.js';
+import { Registry } from 'prom-client';
+import type pg from 'pg';
+import { createApiKey, DEFAULT_KEY_SCOPES, DEFAULT_PROJECT_ID, validateScopes } from './auth/keys.js';
+import { cliCreateUser, cliResetPassword } from './auth/accounts.js';
+import type { AuditHook, AuthActor } from './auth/events.js';
+import { PasswordHasher } from './auth/passwords.js';
+import { ROLES, type Role } from './auth/principal.js';
+import { appendAudit } from './audit/audit.js';
+import { HttpError } from './errors.js';
 import { VERSION } from './version.js';
 
 dotenv.config({ quiet: true });
@@ -20,12 +29,34 @@ commands:
   migrate [up|status]                        apply pending migrations (default up) or show status
   create-api-key --project ID [--scopes a,b] [--name NAME]
                                              create an API key; the raw key is printed once
+  create-user --email E [--password P] [--role R] [--project ID] [--name NAME]
+                                             create a user (role default: owner for the first user,
+                                             else viewer; project default: the default project).
+                                             Without --password a temporary one is generated and
+                                             printed; it must be changed at the first login
+  reset-password --email E [--disable-mfa]   print a one-time temporary password (must be changed at
+                                             the next login); revokes the user's sessions
 
 Connects to DATABASE_URL, or to the embedded Postgres of a running \`npm start\` (STRATHON_DATA_DIR).`;
 
 function fail(msg: string, code = 1): never {
   process.stderr.write(`strathon-admin: ${msg}\n`);
   process.exit(code);
+}
+
+/** Admin CLI actions are audited as actor "cli" with the OS user who ran them (SPEC §10). */
+function cliAudit(config: Config): { actor: AuthActor; audit: AuditHook } {
+  let osUser: string | null = null;
+  try {
+    osUser = userInfo().username;
+  } catch {
+    osUser = null;
+  }
+  const deps = { config, metrics: { registry: new Registry() } };
+  return {
+    actor: { type: 'cli', id: osUser, display: 'strathon-admin' },
+    audit: async (db: pg.Pool | pg.PoolClient, event) => { await appendAudit(db, event, deps); },
+  };
 }
 
 function databaseUrl(config: Config): string {
@@ -84,10 +115,42 @@ async function main() {
       process.stderr.write(`created API key ${k.id} (prefix ${k.prefix}, scopes ${finalScopes.join(',')}) on project ${values.project}; it is shown only once\n`);
       return;
     }
+    if (command === 'create-user') {
+      const { values } = parseArgs({
+        args: argv.slice(1), strict: true,
+        options: { email: { type: 'string' }, password: { type: 'string' }, role: { type: 'string' }, project: { type: 'string' }, name: { type: 'string' } },
+      });
+      if (!values.email || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(values.email.trim())) fail('--email is required (an email address)', 2);
+      if (values.role !== undefined && !(ROLES as string[]).includes(values.role)) fail(`--role must be one of: ${ROLES.join(', ')}`, 2);
+      const firstUser = !(await pool.query('SELECT 1 FROM core.users LIMIT 1')).rowCount;
+      const role = (values.role ?? (firstUser ? 'owner' : 'viewer')) as Role;
+      const projectId = values.project ?? DEFAULT_PROJECT_ID;
+      const { actor, audit } = cliAudit(config);
+      const r = await cliCreateUser({ pool, hasher: new PasswordHasher(config.passwordPepper), audit }, actor, {
+        email: values.email.trim().toLowerCase(), password: values.password, displayName: values.name ?? null, role, projectId,
+      });
+      if (r.temporaryPassword) {
+        process.stdout.write(`${r.temporaryPassword}\n`);
+        process.stderr.write(`created user ${values.email} (${r.userId}) as ${role} of project ${projectId}; the temporary password above works once and must be changed at the first login\n`);
+      } else {
+        process.stdout.write(`${r.userId}\n`);
+        process.stderr.write(`created user ${values.email} as ${role} of project ${projectId}\n`);
+      }
+      return;
+    }
+    if (command === 'reset-password') {
+      const { values } = parseArgs({ args: argv.slice(1), strict: true, options: { email: { type: 'string' }, 'disable-mfa': { type: 'boolean' } } });
+      if (!values.email) fail('--email is required', 2);
+      const { actor, audit } = cliAudit(config);
+      const r = await cliResetPassword({ pool, hasher: new PasswordHasher(config.passwordPepper), audit }, actor, values.email.trim(), { disableMfa: values['disable-mfa'] === true });
+      process.stdout.write(`${r.temporaryPassword}\n`);
+      process.stderr.write(`temporary password set for ${values.email}: it must be changed at the next login; ${r.revokedSessions} session(s) revoked${values['disable-mfa'] ? '; MFA disabled' : ''}\n`);
+      return;
+    }
     fail(`unknown command "${command}"\n${USAGE}`, 2);
   } finally {
     await pool.end();
   }
 }
 
-main().catch((err: unknown) => fail((err as Error).message));
+main().catch((err: unknown) => fail((err as Error).message, err instanceof HttpError && err.status < 500 ? 2 : 1));

@@ -26,18 +26,25 @@ export class Authenticator {
       return { ...p, via: 'key' };
     }
     if (looksLikeJwt(credential)) return this.fromJwt(credential);
+    // An mfa_token is never a session (SPEC §13.11): it lives in core.mfa_challenges, not core.sessions.
     return this.fromSession(credential, headers['x-project-id']);
   }
 
   private async fromJwt(token: string): Promise<Principal> {
     const claims = await verifyToken(this.jwtSecret, token, 'access');
     await assertNotRevoked(this.pool, claims.jti);
-    // The key behind the token must still be valid: revoking a key kills its tokens at once.
+    if (claims.fam !== undefined && (typeof claims.fam !== 'string' || !UUID.test(claims.fam))) throw new Unauthorized('invalid token');
+    // The key behind the token must still be valid: revoking a key kills its tokens at once. And
+    // its refresh-token family must not be revoked (a reused refresh token revokes the family).
     let live: boolean;
     try {
       const r = await this.pool.query(
-        `SELECT 1 FROM core.api_keys WHERE project_id = $1 AND id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
-        [claims.pid, claims.sub],
+        {
+          name: 'jwt_key_live',
+          text: `SELECT 1 FROM core.api_keys WHERE project_id = $1 AND id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+                 AND ($3::uuid IS NULL OR NOT EXISTS (SELECT 1 FROM core.refresh_tokens f WHERE f.family_id = $3::uuid AND f.revoked_at IS NOT NULL))`,
+          values: [claims.pid, claims.sub, claims.fam ?? null],
+        },
       );
       live = (r.rowCount ?? 0) > 0;
     } catch {
