@@ -37,6 +37,8 @@ ORDER BY parts.upper_bound, array_position($2::text[], parent)`;
 
 const PURGE_STALE_REPLICAS_SQL = `DELETE FROM core.worker_status WHERE updated_at < now() - interval '7 days'`;
 
+import { purgeExpiredRows } from './purge.js';
+
 const LOCK_TIMEOUT_CODE = '55P03';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -104,6 +106,6 @@ export function retentionCleanupWorker(opts: {
     enabled: opts.enabled,
     disabledReason: 'switched off by STRATHON_RETENTION_ENABLED=false',
     lock: { kind: 'advisory', key: `strathon.worker.${RETENTION_CLEANUP_TASK}` },
-    run: async (tick) => ({ ...(await dropExpiredPartitions(tick, opts)) }),
+    run: async (tick) => ({ ...(await dropExpiredPartitions(tick, opts)), purged: await purgeExpiredRows(tick.client, tick.signal) }),
   };
 }
