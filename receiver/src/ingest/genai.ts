@@ -46,9 +46,12 @@ function picoToDecimal(pico: bigint): string {
   return `${s.slice(0, -10)}.${s.slice(-10)}`;
 }
 
-export function computeCost(inputTokens: number | null, outputTokens: number | null, price: Price): string {
+/** Largest cost a span column holds (numeric(20,10)); a larger one is a client's bogus token count. */
+const MAX_COST_PICO = 10n ** 22n;
+
+export function computeCost(inputTokens: number | null, outputTokens: number | null, price: Price): string | null {
   const pico = BigInt(inputTokens ?? 0) * price.inputMicros + BigInt(outputTokens ?? 0) * price.outputMicros;
-  return picoToDecimal(pico);
+  return pico >= MAX_COST_PICO ? null : picoToDecimal(pico);
 }
 
 function explicitCost(attrs: TypedAttributes): string | null {

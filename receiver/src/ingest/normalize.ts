@@ -33,7 +33,13 @@ export interface NormalizedBatch {
 }
 
 const INT64_MAX = (1n << 63n) - 1n;
+const INT32_MAX = 2 ** 31 - 1;
 const MAX_ERRORS_REPORTED = 5;
+
+/** OTLP counts are uint32, the columns are integer: saturate rather than fail the whole batch. */
+function count32(n: number | undefined | null): number {
+  return typeof n === 'number' && Number.isFinite(n) ? Math.min(Math.max(Math.trunc(n), 0), INT32_MAX) : 0;
+}
 
 function isLong(v: unknown): v is Long {
   return typeof v === 'object' && v !== null && 'low' in v && 'high' in v;
@@ -43,7 +49,8 @@ function isLong(v: unknown): v is Long {
 export function int64String(v: Int64Like | undefined | null): string | null {
   if (v === undefined || v === null) return null;
   if (typeof v === 'string') return v;
-  if (typeof v === 'number') return Number.isFinite(v) ? Math.trunc(v).toString() : null;
+  // BigInt, not toString: a large double (1e300 in JSON) must not become "1e+300".
+  if (typeof v === 'number') return Number.isFinite(v) ? BigInt(Math.trunc(v)).toString() : null;
   if (typeof v === 'bigint') return v.toString();
   if (isLong(v)) return v.toString();
   return null;
@@ -115,9 +122,14 @@ function validateSpan(s: SpanShape): string | { traceId: string; spanId: string;
   const end = endS === null || endS === '0' ? start : BigInt(endS);
   if (start < 0n || start > INT64_MAX || end > INT64_MAX || end < 0n) return 'timestamps must fit in a signed 64-bit nanosecond count';
   if (end < start) return 'end_time_unix_nano is before start_time_unix_nano';
-  if (s.kind !== undefined && (s.kind < 0 || s.kind > 5)) return `kind ${s.kind} is not a SpanKind`;
+  const events = s.events ?? [];
+  for (let e = 0; e < events.length; e++) {
+    const t = BigInt(int64String(events[e]?.timeUnixNano) ?? '0');
+    if (t < 0n || t > INT64_MAX) return `events[${e}].time_unix_nano must fit in a signed 64-bit nanosecond count`;
+  }
+  if (s.kind !== undefined && (s.kind < 0 || s.kind > 5)) return `kind must be a SpanKind (got ${s.kind})`;
   const code = s.status?.code ?? 0;
-  if (code < 0 || code > 2) return `status.code ${code} is not a StatusCode`;
+  if (code < 0 || code > 2) return `status.code must be a StatusCode (got ${code})`;
   return { traceId, spanId, parent, start, end };
 }
 
@@ -130,9 +142,10 @@ export interface NormalizeContext { projectId: string; samplingRate: number; pri
 
 export function normalizeRequest(req: ExportRequestShape, ctx: NormalizeContext): NormalizedBatch {
   const out: NormalizedBatch = { spans: [], events: [], links: [], rejected: 0, rejectReasons: new Map(), firstErrors: [], sampledOut: 0 };
-  const reject = (reason: string, where: string) => {
+  const reject = (reason: string, where: string, label?: string) => {
     out.rejected++;
-    const key = reason.replace(/\(got [^)]*\)|"[^"]*"|\[\d+\]/g, '').trim();
+    // The metric label drops values and indexes, so no client input can mint a new label value.
+    const key = label ?? reason.replace(/\(got [^)]*\)|"[^"]*"|\[\d+\]/g, '').trim();
     out.rejectReasons.set(key, (out.rejectReasons.get(key) ?? 0) + 1);
     if (out.firstErrors.length < MAX_ERRORS_REPORTED) out.firstErrors.push(reason.startsWith(where) ? reason : `${where}: ${reason}`);
   };
@@ -141,7 +154,7 @@ export function normalizeRequest(req: ExportRequestShape, ctx: NormalizeContext)
     const rs = rsList[i] as (typeof rsList)[number];
     const resourceAttributes = typedAttributes(rs.resource?.attributes);
     const serviceName = stringAttr(resourceAttributes, 'service.name');
-    const resourceDropped = rs.resource?.droppedAttributesCount ?? 0;
+    const resourceDropped = count32(rs.resource?.droppedAttributesCount);
     const resourceSchema = rs.schemaUrl ? cleanText(rs.schemaUrl) : null;
     const ssList = rs.scopeSpans ?? [];
     for (let j = 0; j < ssList.length; j++) {
@@ -152,7 +165,8 @@ export function normalizeRequest(req: ExportRequestShape, ctx: NormalizeContext)
         const s = spans[k] as SpanShape;
         const v = validateSpan(s);
         if (typeof v === 'string') {
-          reject(v, `resourceSpans[${i}].scopeSpans[${j}].spans[${k}]`);
+          // JSON type errors name any path and value; they share one label.
+          reject(v, `resourceSpans[${i}].scopeSpans[${j}].spans[${k}]`, s.invalid ? 'invalid OTLP JSON field' : undefined);
           continue;
         }
         if (!keepTrace(v.traceId, ctx.samplingRate)) {
@@ -169,7 +183,7 @@ export function normalizeRequest(req: ExportRequestShape, ctx: NormalizeContext)
           const ev = events[e] as (typeof events)[number];
           out.events.push({
             project_id: ctx.projectId, trace_id: v.traceId, span_id: v.spanId, span_start_time: startTime, idx: e,
-            time_ns: int64String(ev.timeUnixNano) ?? '0', name: cleanText(ev.name ?? ''), attributes: typedAttributes(ev.attributes), dropped: ev.droppedAttributesCount ?? 0,
+            time_ns: int64String(ev.timeUnixNano) ?? '0', name: cleanText(ev.name ?? ''), attributes: typedAttributes(ev.attributes), dropped: count32(ev.droppedAttributesCount),
           });
         }
         for (let l = 0; l < links.length; l++) {
@@ -181,7 +195,7 @@ export function normalizeRequest(req: ExportRequestShape, ctx: NormalizeContext)
           out.links.push({
             project_id: ctx.projectId, trace_id: v.traceId, span_id: v.spanId, span_start_time: startTime, idx: l,
             linked_trace_id: lt, linked_span_id: ls, trace_state: ln.traceState ? cleanText(ln.traceState) : null,
-            attributes: typedAttributes(ln.attributes), dropped: ln.droppedAttributesCount ?? 0, flags: ln.flags ? String(ln.flags) : null,
+            attributes: typedAttributes(ln.attributes), dropped: count32(ln.droppedAttributesCount), flags: ln.flags ? String(ln.flags) : null,
           });
         }
         out.spans.push({
@@ -192,9 +206,9 @@ export function normalizeRequest(req: ExportRequestShape, ctx: NormalizeContext)
           flags: s.flags ? String(s.flags) : null,
           resource_attributes: resourceAttributes, resource_dropped: resourceDropped, resource_schema_url: resourceSchema,
           scope_name: ss.scope?.name ? cleanText(ss.scope.name) : null, scope_version: ss.scope?.version ? cleanText(ss.scope.version) : null,
-          scope_attributes: scopeAttributes, scope_dropped: ss.scope?.droppedAttributesCount ?? 0, scope_schema_url: ss.schemaUrl ? cleanText(ss.schemaUrl) : null,
-          attributes, dropped_attributes: s.droppedAttributesCount ?? 0,
-          dropped_events: s.droppedEventsCount ?? 0, dropped_links: (s.droppedLinksCount ?? 0) + (links.length - linkCount),
+          scope_attributes: scopeAttributes, scope_dropped: count32(ss.scope?.droppedAttributesCount), scope_schema_url: ss.schemaUrl ? cleanText(ss.schemaUrl) : null,
+          attributes, dropped_attributes: count32(s.droppedAttributesCount),
+          dropped_events: count32(s.droppedEventsCount), dropped_links: count32((s.droppedLinksCount ?? 0) + (links.length - linkCount)),
           event_count: events.length, link_count: linkCount,
           ...g,
         });

@@ -66,7 +66,8 @@ export function decodeProtobuf(body: Buffer): ExportRequestShape {
 // ---------------------------------------------------------------------------------------------
 // OTLP JSON
 
-const BIG_INT_TOKEN = /\d{16,}/;
+// A number token (after ':', ',' or '[') with 16+ digits; ids and int64s sent as strings ("1700…") don't match.
+const BIG_INT_TOKEN = /[:,[]\s*-?\d{16,}/;
 
 function parseJsonText(text: string): unknown {
   // Fast path: JSON.parse is exact unless an integer token has 16+ digits (beyond 2^53).

@@ -171,7 +171,10 @@ export class IngestWriter {
       }
       this.lastProbeAt = now;
     }
-    if (this.queuedSpans + spans.length > this.opts.maxQueueSpans || this.queuedBytes + bytes > this.opts.maxQueueBytes) {
+    // A single request larger than the queue is admitted when the queue is empty (it is bounded by
+    // the body limit); refusing it would make the client retry something that can never fit.
+    const empty = this.queuedSpans === 0;
+    if (!empty && (this.queuedSpans + spans.length > this.opts.maxQueueSpans || this.queuedBytes + bytes > this.opts.maxQueueBytes)) {
       this.opts.metrics.requestsRefused.inc({ reason: 'queue_full' });
       return Promise.reject(new Unavailable('ingest queue full, retry later', 1));
     }

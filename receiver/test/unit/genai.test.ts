@@ -78,3 +78,10 @@ test('nanosecond timestamps map to microsecond timestamptz text', () => {
   assert.equal(nsToTimestamp(1700000000123456789n), '2023-11-14T22:13:20.123456Z');
   assert.equal(nsToTimestamp(1n), '1970-01-01T00:00:00.000000Z');
 });
+
+test('an absurd token count yields no cost instead of overflowing the cost column', () => {
+  assert.equal(computeCost(9e15, 0, { inputMicros: 2_500_000n, outputMicros: 0n }), null);
+  const g = extractGenAi({ 'gen_ai.request.model': s('gpt-4o'), 'gen_ai.usage.input_tokens': i('9000000000000000') }, null, prices);
+  assert.equal(g.cost_usd, null);
+  assert.equal(g.input_tokens, 9e15);
+});
