@@ -17,7 +17,7 @@ import { cliCreateUser, cliResetPassword } from './auth/accounts.js';
 import type { AuditHook, AuthActor } from './auth/events.js';
 import { PasswordHasher } from './auth/passwords.js';
 import { ROLES, type Role } from './auth/principal.js';
-import { appendAudit } from './audit/audit.js';
+import { appendAudit, auditKeys, auditedProjects, verifyChain } from './audit/audit.js';
 import { HttpError } from './errors.js';
 import { VERSION } from './version.js';
 
@@ -36,6 +36,8 @@ commands:
                                              printed; it must be changed at the first login
   reset-password --email E [--disable-mfa]   print a one-time temporary password (must be changed at
                                              the next login); revokes the user's sessions
+  audit-verify [--project ID]                recompute the audit chain of one project (default: all);
+                                             one JSON line per project, exit 4 if any is invalid
 
 Connects to DATABASE_URL, or to the embedded Postgres of a running \`npm start\` (STRATHON_DATA_DIR).`;
 
@@ -110,7 +112,20 @@ async function main() {
       if (bad) fail(`unknown scope "${bad}"`, 2);
       const proj = await pool.query('select 1 from core.projects where id::text = $1 and deleted_at is null', [values.project]);
       if (!proj.rowCount) fail(`project ${values.project} not found`, 2);
-      const k = await createApiKey(pool, { projectId: values.project, name: values.name ?? 'created by strathon-admin', scopes: finalScopes, createdBy: 'cli' });
+      const { actor, audit } = cliAudit(config);
+      const client = await pool.connect();
+      let k;
+      try {
+        await client.query('BEGIN');
+        k = await createApiKey(client, { projectId: values.project, name: values.name ?? 'created by strathon-admin', scopes: finalScopes, createdBy: 'cli' });
+        await audit(client, { projectId: values.project, actor, action: 'api_key.create', resource: { type: 'api_key', id: k.id }, details: { key_prefix: k.prefix, scopes: finalScopes, name: values.name ?? 'created by strathon-admin' } });
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
       process.stdout.write(`${k.key}\n`);
       process.stderr.write(`created API key ${k.id} (prefix ${k.prefix}, scopes ${finalScopes.join(',')}) on project ${values.project}; it is shown only once\n`);
       return;
@@ -145,6 +160,23 @@ async function main() {
       const r = await cliResetPassword({ pool, hasher: new PasswordHasher(config.passwordPepper), audit }, actor, values.email.trim(), { disableMfa: values['disable-mfa'] === true });
       process.stdout.write(`${r.temporaryPassword}\n`);
       process.stderr.write(`temporary password set for ${values.email}: it must be changed at the next login; ${r.revokedSessions} session(s) revoked${values['disable-mfa'] ? '; MFA disabled' : ''}\n`);
+      return;
+    }
+    if (command === 'audit-verify') {
+      const { values } = parseArgs({ args: argv.slice(1), strict: true, options: { project: { type: 'string' } } });
+      const projects = values.project ? [values.project] : await auditedProjects(pool);
+      const keys = auditKeys(config).verifying;
+      const { actor, audit } = cliAudit(config);
+      let allValid = true;
+      for (const projectId of projects) {
+        const v = await verifyChain(pool, projectId, keys);
+        allValid &&= v.valid;
+        process.stdout.write(`${JSON.stringify({ project_id: projectId, ...v })}\n`);
+        // The verification is itself an audited admin action (appended after the check).
+        await audit(pool, { projectId, actor, action: 'audit.verify', outcome: v.valid ? 'success' : 'failure', resource: { type: 'audit_chain', id: projectId }, details: { checked: v.checked, first_bad_sequence: v.first_bad_sequence } });
+      }
+      if (projects.length === 0) process.stdout.write('no audited projects\n');
+      process.exitCode = allValid ? 0 : 4;
       return;
     }
     fail(`unknown command "${command}"\n${USAGE}`, 2);
