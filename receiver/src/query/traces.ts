@@ -30,7 +30,8 @@ export async function listTraces(db: Db, projectId: string, f: TraceFilters, aft
     .where('project_id', '=', projectId);
   if (f.agentName !== undefined) q = q.where('agent_name', '=', f.agentName);
   if (f.service !== undefined) q = q.where('service_name', '=', f.service);
-  if (f.model !== undefined) q = q.where(sql<boolean>`${f.model} = ANY(models)`);
+  // Containment (not = ANY) so the GIN index on models serves it.
+  if (f.model !== undefined) q = q.where(sql<boolean>`models @> ARRAY[${f.model}]::text[]`);
   // Literal predicates, so the planner can match the partial index on errored traces.
   if (f.status === 'error') q = q.where(sql<boolean>`error_count > 0`);
   if (f.status === 'ok') q = q.where(sql<boolean>`error_count = 0`);
