@@ -28,6 +28,8 @@ function stopAll(code) {
 }
 
 const port = process.env.PORT ?? '4318';
-run('receiver', 'receiver/dist/main.js', {});
+// The dashboard runs beside the receiver on this machine and forwards the browser's address in
+// X-Forwarded-For, so per-IP login limits and audit rows name the user, not the dashboard.
+run('receiver', 'receiver/dist/main.js', process.env.STRATHON_TRUSTED_PROXIES ? {} : { STRATHON_TRUSTED_PROXIES: '127.0.0.1/32,::1/128' });
 run('dashboard', 'dashboard/dist/server.js', { STRATHON_RECEIVER_URL: process.env.STRATHON_RECEIVER_URL ?? `http://localhost:${port}` });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => stopAll(0));

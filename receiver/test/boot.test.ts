@@ -174,7 +174,7 @@ test('two-command start: banner, dev key accepted, dashboard up, clean stop; sec
     assert.equal(res.status, 200);
     const dash = await fetch(`http://127.0.0.1:${ports.dash}/`);
     assert.equal(dash.status, 200);
-    assert.match(await dash.text(), /Dashboard coming/);
+    assert.match(await dash.text(), /<h1>Sign in<\/h1>/);
     assert.equal(await stopTwoCommand(first), 0);
 
     const second = await startTwoCommand(dir, ports);
@@ -194,4 +194,38 @@ test('two-command start: banner, dev key accepted, dashboard up, clean stop; sec
     }
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('SIGTERM with a request waiting on its commit: the request gets its 200, then the process exits 0', { timeout: 60_000 }, async () => {
+  const url = await createTestDatabase();
+  const port = await freePort();
+  const child = spawn(process.execPath, [mainJs], { env: { PATH: process.env.PATH, DATABASE_URL: url, PORT: String(port), STRATHON_GRPC_ENABLED: 'false', STRATHON_LOG_LEVEL: 'error' } });
+  let out = '';
+  child.stdout?.on('data', (d) => { out += String(d); });
+  child.stderr?.on('data', (d) => { out += String(d); });
+  const exited = new Promise<[number | null, string | null]>((r) => child.on('exit', (c, s) => r([c, s])));
+  const t0 = Date.now();
+  while (!out.includes('is up')) {
+    assert.ok(Date.now() - t0 < 30_000, `receiver did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  const key = (await c.query(`SELECT 1`), await (await import('../src/auth/keys.js')).createApiKey(c, { projectId: '00000000-0000-0000-0000-000000000001', name: 't', scopes: ['traces:write'] })).key;
+  // Warm-up ingest (loads prices, starts every lazy part), then block the next commit.
+  assert.equal((await fetch(`http://127.0.0.1:${port}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: oneSpan(hex(16)) })).status, 200);
+  await c.query('BEGIN');
+  await c.query('LOCK TABLE telemetry.traces IN ACCESS EXCLUSIVE MODE');
+  const traceId = hex(16);
+  const pending = fetch(`http://127.0.0.1:${port}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: oneSpan(traceId) });
+  await new Promise((r) => setTimeout(r, 500));
+  child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(child.exitCode, null, 'still draining while the commit waits');
+  await c.query('COMMIT');
+  assert.equal((await pending).status, 200);
+  assert.deepEqual(await exited, [0, null], out);
+  const q = await c.query(`SELECT count(*)::int n FROM telemetry.spans WHERE trace_id = decode($1,'hex')`, [traceId]);
+  assert.equal(q.rows[0].n, 1);
+  await c.end();
 });

