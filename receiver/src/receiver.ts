@@ -27,7 +27,9 @@ import { queryRoutes } from './api/query.js';
 import { authRoutes } from './api/auth.js';
 import { apiKeyRoutes } from './api/keys.js';
 import { projectRoutes } from './api/projects.js';
+import { webhookRoutes } from './api/webhooks.js';
 import { auditRoutes } from './api/audit.js';
+import { governanceRoutes } from './api/governance.js';
 import { createWorkers, type Workers, type WorkerOptions } from './workers/workers.js';
 
 export interface Receiver {
@@ -112,7 +114,7 @@ export async function startReceiver(config: Config, log: Logger, opts: { workers
         handler: otlpTracesHandler({ ingest, keys, limiter, maxBodyBytes: config.maxBodyBytes, log, clientIp: (req: Request) => clientIp(req, config.trustedProxies), schemaGate }),
       },
     ];
-    routes.push(...queryRoutes(ctx), ...authRoutes(ctx), ...apiKeyRoutes(ctx), ...projectRoutes(ctx), ...auditRoutes(ctx));
+    routes.push(...queryRoutes(ctx), ...authRoutes(ctx), ...apiKeyRoutes(ctx), ...projectRoutes(ctx), ...webhookRoutes(ctx), ...auditRoutes(ctx), ...governanceRoutes(ctx));
     const app = buildApp(routes, { log, metrics, auth: ctx.auth, limiter, clientIp: (req: Request) => clientIp(req, config.trustedProxies) });
     const server = http.createServer({ requestTimeout: 60_000, headersTimeout: 20_000, keepAliveTimeout: 65_000 }, app);
     await new Promise<void>((resolve, reject) => {

@@ -2,6 +2,7 @@
 import type { Request, Response } from 'express';
 import type { ReceiverContext } from '../context.js';
 import { costsBy, lastDayBurn, type CostGroupBy } from '../query/costs.js';
+import { budgetForecasts } from '../governance/governance.js';
 import { principalOf } from './app.js';
 import { scope, type Route } from './routes.js';
 import { parseEnum, parseIntParam, parseTimeRange } from './params.js';
@@ -36,16 +37,15 @@ export function costRoutes(ctx: ReceiverContext): Route[] {
   const forecast = async (req: Request, res: Response) => {
     const { projectId } = principalOf(res);
     const alertThresholdHours = parseIntParam(req, 'alert_threshold_hours', 24, 1, 8760);
-    const b = await lastDayBurn(ctx.db, projectId);
+    const [b, budgets] = await Promise.all([lastDayBurn(ctx.db, projectId), budgetForecasts(ctx.pool, projectId, alertThresholdHours)]);
     res.json({
       burn_rate_usd_per_hour: money(b.per_hour),
       total_cost_last_24h: money(b.total_24h),
       projected_daily_cost: money(b.per_day),
       projected_weekly_cost: money(b.per_week),
       projected_monthly_cost: money(b.per_month),
-      // Budgets (§8.3) are not stored yet: nothing to forecast against.
-      budget_forecasts: [],
-      budget_alerts: [],
+      budget_forecasts: budgets.forecasts,
+      budget_alerts: budgets.alerts,
       alert_threshold_hours: alertThresholdHours,
     });
   };

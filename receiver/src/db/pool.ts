@@ -21,6 +21,16 @@ export function createPool(url: string, opts: { max?: number; applicationName?: 
   return pool;
 }
 
+/**
+ * Settings for a dedicated session beside the pool (the ingest writers'): the pool's connection and
+ * session settings, its own application_name, and room for the writer's staging tables in memory
+ * (temp_buffers, default 8 MB, is less than one 5,000-span batch: the batch spilled to disk).
+ */
+export function sessionConfig(pool: pg.Pool, role: string): pg.ClientConfig {
+  const o = pool.options;
+  return { ...o, application_name: `${o.application_name ?? 'strathon-receiver'}-${role}`, options: `${o.options ?? ''} -c temp_buffers=32MB`.trim() };
+}
+
 /** Retry `select 1` with exponential backoff for up to `totalMs`, logging each failed attempt. */
 export async function waitForDatabase(pool: pg.Pool, log: Logger, totalMs = 60_000): Promise<void> {
   const deadline = Date.now() + totalMs;

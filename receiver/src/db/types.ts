@@ -5,6 +5,14 @@
 
 import type { ColumnType } from "kysely";
 
+export type ArrayType<T> = ArrayTypeImpl<T> extends (infer U)[]
+  ? U[]
+  : ArrayTypeImpl<T>;
+
+export type ArrayTypeImpl<T> = T extends ColumnType<infer S, infer I, infer U>
+  ? ColumnType<S[], I[], U[]>
+  : T[];
+
 export type Generated<T> = T extends ColumnType<infer S, infer I, infer U>
   ? ColumnType<S, I | undefined, U>
   : ColumnType<T, T | undefined, T>;
@@ -27,6 +35,45 @@ export type Numeric = ColumnType<string, number | string, number | string>;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface AuditAnchors {
+  anchor_hmac: Buffer;
+  anchored_at: Timestamp;
+  hash: Buffer;
+  hmac_key_id: number;
+  kind: Generated<string>;
+  project_id: string;
+  sequence_no: Int8;
+}
+
+export interface AuditChainHeads {
+  last_hash: Generated<Buffer>;
+  last_sequence_no: Generated<Int8>;
+  project_id: string;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface AuditEvents {
+  action: string;
+  action_category: string;
+  actor_display: string | null;
+  actor_id: string | null;
+  actor_key_prefix: string | null;
+  actor_type: string;
+  details: Generated<Json>;
+  hash: Buffer;
+  hmac_key_id: number;
+  id: string;
+  occurred_at: Timestamp;
+  outcome: string;
+  prev_hash: Buffer;
+  project_id: string;
+  request_id: string | null;
+  resource_id: string | null;
+  resource_type: string | null;
+  sequence_no: Int8;
+  source_ip: string | null;
+}
+
 export interface CoreApiKeys {
   allowed_ips: string[] | null;
   created_at: Generated<Timestamp>;
@@ -44,10 +91,122 @@ export interface CoreApiKeys {
   scopes: string[];
 }
 
+export interface CoreApprovals {
+  agent_name: string | null;
+  approval_decisions: Generated<Json>;
+  approvers_required: Generated<number>;
+  expires_at: Timestamp;
+  id: Generated<string>;
+  policy_id: string | null;
+  policy_name: string | null;
+  project_id: string;
+  requested_at: Generated<Timestamp>;
+  requested_by: string | null;
+  resolved_at: Timestamp | null;
+  resolved_by: string | null;
+  span_id: string | null;
+  span_name: string | null;
+  status: Generated<string>;
+  timeout_seconds: number;
+  tool_args: Json | null;
+  tool_name: string | null;
+  trace_id: string | null;
+}
+
+export interface CoreBudgetCrossings {
+  budget_id: string;
+  crossed_at: Generated<Timestamp>;
+  current_count: number | null;
+  event_type: string;
+  halt_ids: Generated<ArrayType<Int8>>;
+  id: Generated<Int8>;
+  project_id: string;
+  spent_usd: Numeric | null;
+  threshold: Numeric;
+  window_start: Timestamp;
+}
+
+export interface CoreBudgets {
+  action: Generated<string>;
+  auto_halted: Generated<boolean>;
+  budget_duration: Generated<string>;
+  budget_type: string;
+  created_at: Generated<Timestamp>;
+  created_by: string | null;
+  current_count: Generated<number>;
+  evaluated_at: Timestamp | null;
+  exhausted: Generated<boolean>;
+  id: Generated<string>;
+  is_active: Generated<boolean>;
+  loop_window_seconds: number | null;
+  max_repeated_calls: number | null;
+  max_spend_usd: Numeric | null;
+  name: string;
+  project_id: string;
+  scope: string;
+  scope_value: string | null;
+  spent_usd: Generated<Numeric>;
+  thresholds: Generated<ArrayType<Numeric>>;
+  updated_at: Generated<Timestamp>;
+  window_start: Timestamp | null;
+  window_type: Generated<string>;
+}
+
 export interface CoreDefaultModelPrices {
   input_usd_per_million: Numeric;
   model: string;
   output_usd_per_million: Numeric;
+}
+
+export interface CoreHalts {
+  actor_display: string | null;
+  actor_id: string | null;
+  actor_type: string;
+  budget_id: string | null;
+  cleared_at: Timestamp | null;
+  cleared_by: string | null;
+  id: Generated<Int8>;
+  policy_id: string | null;
+  project_id: string;
+  reason: Generated<string>;
+  scope: string;
+  scope_value: string | null;
+  set_at: Generated<Timestamp>;
+}
+
+export interface CoreInvitations {
+  created_at: Generated<Timestamp>;
+  created_by: string | null;
+  email: string;
+  expires_at: Timestamp;
+  id: Generated<string>;
+  project_id: string;
+  role: string;
+  token_hash: Buffer;
+  used_at: Timestamp | null;
+}
+
+export interface CoreMembers {
+  joined_at: Generated<Timestamp>;
+  last_active_at: Timestamp | null;
+  project_id: string;
+  role: string;
+  user_id: string;
+}
+
+export interface CoreMfaBackupCodes {
+  code_hash: Buffer;
+  used_at: Timestamp | null;
+  user_id: string;
+}
+
+export interface CoreMfaChallenges {
+  attempts: Generated<number>;
+  created_at: Generated<Timestamp>;
+  expires_at: Timestamp;
+  token_hash: Buffer;
+  used_at: Timestamp | null;
+  user_id: string;
 }
 
 export interface CoreModelPrices {
@@ -58,11 +217,68 @@ export interface CoreModelPrices {
   updated_at: Generated<Timestamp>;
 }
 
+export interface CoreNotificationChannels {
+  channel_type: Generated<string>;
+  created_at: Generated<Timestamp>;
+  description: string | null;
+  enabled: Generated<boolean>;
+  events: Generated<string[]>;
+  id: Generated<string>;
+  name: string;
+  previous_secret_enc: string | null;
+  previous_secret_expires_at: Timestamp | null;
+  project_id: string;
+  secret_enc: string;
+  updated_at: Generated<Timestamp>;
+  url: string;
+}
+
 export interface CoreOrganizations {
   created_at: Generated<Timestamp>;
   id: Generated<string>;
   name: string;
   slug: string;
+}
+
+export interface CorePolicies {
+  action: string;
+  action_config: Generated<Json>;
+  applies_to: Generated<string[]>;
+  created_at: Generated<Timestamp>;
+  created_by: string | null;
+  description: string | null;
+  enabled: Generated<boolean>;
+  error_count: Generated<Int8>;
+  id: Generated<string>;
+  last_error: string | null;
+  last_error_at: Timestamp | null;
+  last_matched_at: Timestamp | null;
+  match_count: Generated<Int8>;
+  match_expression: string;
+  name: string;
+  priority: Generated<number>;
+  project_id: string;
+  shadow: Generated<boolean>;
+  template_id: string | null;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface CorePolicyEvaluations {
+  acted: Generated<boolean>;
+  action: string;
+  agent_name: string | null;
+  error: string | null;
+  evaluated_at: Generated<Timestamp>;
+  id: Generated<Int8>;
+  outcome: string;
+  policy_id: string;
+  project_id: string;
+  shadow: boolean;
+  span_id: Buffer;
+  span_name: string | null;
+  span_start_time: Timestamp | null;
+  tool_name: string | null;
+  trace_id: Buffer;
 }
 
 export interface CoreProjects {
@@ -73,6 +289,112 @@ export interface CoreProjects {
   organization_id: string;
   retention_days: number | null;
   slug: string;
+}
+
+export interface CoreRateEvents {
+  at: Generated<Timestamp>;
+  bucket: string;
+  identifier: string;
+}
+
+export interface CoreRefreshTokens {
+  created_at: Generated<Timestamp>;
+  expires_at: Timestamp;
+  family_id: string;
+  jti: string;
+  key_id: string;
+  project_id: string;
+  revoked_at: Timestamp | null;
+  used_at: Timestamp | null;
+}
+
+export interface CoreRevokedTokens {
+  expires_at: Timestamp;
+  jti: string;
+  reason: string | null;
+  revoked_at: Generated<Timestamp>;
+}
+
+export interface CoreSessions {
+  created_at: Generated<Timestamp>;
+  expires_at: Timestamp;
+  ip: string | null;
+  revoked_at: Timestamp | null;
+  token_hash: Buffer;
+  user_agent: string | null;
+  user_id: string;
+}
+
+export interface CoreUsers {
+  created_at: Generated<Timestamp>;
+  disabled_at: Timestamp | null;
+  display_name: string | null;
+  email: string;
+  id: Generated<string>;
+  last_login_at: Timestamp | null;
+  mfa_enabled: Generated<boolean>;
+  mfa_last_step: Int8 | null;
+  mfa_pending_secret_enc: string | null;
+  mfa_secret_enc: string | null;
+  must_change_password: Generated<boolean>;
+  password_hash: string;
+}
+
+export interface CoreWebhookDeliveries {
+  attempts: Generated<number>;
+  channel_id: string;
+  created_at: Generated<Timestamp>;
+  delivered_at: Timestamp | null;
+  event_id: string;
+  id: Generated<string>;
+  last_attempt_at: Timestamp | null;
+  last_error: string | null;
+  last_status_code: number | null;
+  next_attempt_at: Generated<Timestamp | null>;
+  project_id: string;
+  status: Generated<string>;
+  webhook_id: string;
+}
+
+export interface CoreWebhookEvents {
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  payload: Json;
+  project_id: string;
+  type: string;
+}
+
+export interface CoreWorkerRuns {
+  details: Json | null;
+  duration_ms: number;
+  error: string | null;
+  finished_at: Timestamp;
+  id: Generated<Int8>;
+  outcome: string;
+  replica_id: string;
+  started_at: Timestamp;
+  worker: string;
+}
+
+export interface CoreWorkerStatus {
+  consecutive_failures: Generated<number>;
+  enabled: boolean;
+  failures: Generated<Int8>;
+  interval_seconds: number;
+  last_duration_ms: number | null;
+  last_error: string | null;
+  last_error_at: Timestamp | null;
+  last_finished_at: Timestamp | null;
+  last_skipped_at: Timestamp | null;
+  last_started_at: Timestamp | null;
+  last_succeeded_at: Timestamp | null;
+  lock_kind: string;
+  next_run_at: Timestamp | null;
+  replica_id: string;
+  runs: Generated<Int8>;
+  skips: Generated<Int8>;
+  updated_at: Generated<Timestamp>;
+  worker: string;
 }
 
 export interface TelemetrySpanEvents {
@@ -166,11 +488,34 @@ export interface TelemetryTraces {
 }
 
 export interface DB {
+  "audit.anchors": AuditAnchors;
+  "audit.chain_heads": AuditChainHeads;
+  "audit.events": AuditEvents;
   "core.api_keys": CoreApiKeys;
+  "core.approvals": CoreApprovals;
+  "core.budget_crossings": CoreBudgetCrossings;
+  "core.budgets": CoreBudgets;
   "core.default_model_prices": CoreDefaultModelPrices;
+  "core.halts": CoreHalts;
+  "core.invitations": CoreInvitations;
+  "core.members": CoreMembers;
+  "core.mfa_backup_codes": CoreMfaBackupCodes;
+  "core.mfa_challenges": CoreMfaChallenges;
   "core.model_prices": CoreModelPrices;
+  "core.notification_channels": CoreNotificationChannels;
   "core.organizations": CoreOrganizations;
+  "core.policies": CorePolicies;
+  "core.policy_evaluations": CorePolicyEvaluations;
   "core.projects": CoreProjects;
+  "core.rate_events": CoreRateEvents;
+  "core.refresh_tokens": CoreRefreshTokens;
+  "core.revoked_tokens": CoreRevokedTokens;
+  "core.sessions": CoreSessions;
+  "core.users": CoreUsers;
+  "core.webhook_deliveries": CoreWebhookDeliveries;
+  "core.webhook_events": CoreWebhookEvents;
+  "core.worker_runs": CoreWorkerRuns;
+  "core.worker_status": CoreWorkerStatus;
   "telemetry.span_events": TelemetrySpanEvents;
   "telemetry.span_links": TelemetrySpanLinks;
   "telemetry.spans": TelemetrySpans;

@@ -45,15 +45,74 @@ function isLong(v: unknown): v is Long {
   return typeof v === 'object' && v !== null && 'low' in v && 'high' in v;
 }
 
+const TWO_32 = 4294967296;
+
+/** Long → decimal; arithmetic in doubles while exact (|v| < 2^53), Long's own division loop beyond. */
+function longString(v: Long): string {
+  const hi = v.unsigned ? v.high >>> 0 : v.high;
+  return hi < 0x200000 && hi >= -0x200000 ? `${hi * TWO_32 + (v.low >>> 0)}` : v.toString();
+}
+
 /** Any int64 representation → exact decimal string (or null when absent). */
 export function int64String(v: Int64Like | undefined | null): string | null {
   if (v === undefined || v === null) return null;
   if (typeof v === 'string') return v;
-  // BigInt, not toString: a large double (1e300 in JSON) must not become "1e+300".
-  if (typeof v === 'number') return Number.isFinite(v) ? BigInt(Math.trunc(v)).toString() : null;
+  if (typeof v === 'number') {
+    if (Number.isSafeInteger(v)) return `${v}`;
+    // BigInt, not toString: a large double (1e300 in JSON) must not become "1e+300".
+    return Number.isFinite(v) ? BigInt(Math.trunc(v)).toString() : null;
+  }
   if (typeof v === 'bigint') return v.toString();
-  if (isLong(v)) return v.toString();
+  if (isLong(v)) return longString(v);
   return null;
+}
+
+/**
+ * A nanosecond count in 0..2^63-1 split exactly into milliseconds since the epoch and the nanoseconds
+ * within that millisecond: doubles instead of BigInt (the profile's Long → string → BigInt round trip).
+ */
+interface Nanos { ms: number; sub: number }
+
+const ZERO_NANOS: Nanos = { ms: 0, sub: 0 };
+const INT64_MAX_TEXT = '9223372036854775807';
+const POSITIVE_DECIMAL = /^[1-9]\d{0,18}$/;
+
+/**
+ * Timestamp field → Nanos; null when absent or zero (the field is unset), 'range' when it does not fit
+ * in a signed 64-bit count. JSON strings and numbers beyond the fast paths take the exact BigInt path.
+ */
+function toNanos(v: Int64Like | undefined | null): Nanos | null | 'range' {
+  if (v === undefined || v === null) return null;
+  if (isLong(v)) {
+    const hi = v.unsigned ? v.high >>> 0 : v.high;
+    const lo = v.low >>> 0;
+    if (hi < 0 || hi >= 0x80000000) return 'range';
+    if (hi === 0 && lo === 0) return null;
+    // hi·2^32 = hi·4294·10^6 + hi·967296: both parts and their sum stay below 2^53.
+    const below = hi * 967296 + lo;
+    const subMs = below % 1_000_000;
+    return { ms: hi * 4294 + (below - subMs) / 1_000_000, sub: subMs };
+  }
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) {
+    const sub = v % 1_000_000;
+    return { ms: (v - sub) / 1_000_000, sub };
+  }
+  if (typeof v === 'string' && POSITIVE_DECIMAL.test(v) && (v.length < 19 || v <= INT64_MAX_TEXT)) {
+    return v.length <= 6 ? { ms: 0, sub: Number(v) } : { ms: Number(v.slice(0, -6)), sub: Number(v.slice(-6)) };
+  }
+  const text = int64String(v);
+  if (text === null || text === '0') return null;
+  const n = BigInt(text);
+  if (n < 0n || n > INT64_MAX) return 'range';
+  return { ms: Number(n / 1_000_000n), sub: Number(n % 1_000_000n) };
+}
+
+function nanosText(n: Nanos): string {
+  return n.ms === 0 ? `${n.sub}` : `${n.ms}${`${n.sub}`.padStart(6, '0')}`;
+}
+
+function nanosBefore(a: Nanos, b: Nanos): boolean {
+  return a.ms < b.ms || (a.ms === b.ms && a.sub < b.sub);
 }
 
 /** Postgres rejects NUL in text/jsonb and lone surrogates in jsonb: replace them, keep the rest. */
@@ -90,7 +149,9 @@ export function typedAttributes(list: KeyValueShape[] | undefined): TypedAttribu
 
 function idHex(v: Uint8Array | string | undefined): string | null {
   if (v === undefined || typeof v === 'string') return null;
-  return v.length === 0 ? '' : Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex');
+  if (v.length === 0) return '';
+  // protobufjs hands out Buffer slices of the body; the JSON reader, Buffers; anything else gets a view.
+  return (Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength)).toString('hex');
 }
 
 const ZERO_TRACE = '0'.repeat(32);
@@ -104,7 +165,25 @@ export function nsToTimestamp(ns: bigint): string {
   return `${iso.slice(0, 23)}${micros.toString().padStart(3, '0')}Z`;
 }
 
-function validateSpan(s: SpanShape): string | { traceId: string; spanId: string; parent: string | null; start: bigint; end: bigint } {
+// Spans of a request mostly start within a few seconds of each other: format each second once.
+let cachedSecond = NaN;
+let cachedSecondIso = '';
+
+/** Microsecond-precision RFC 3339 (the timestamptz value) of a Nanos. */
+function nanosTimestamp(n: Nanos): string {
+  const msInSecond = ((n.ms % 1000) + 1000) % 1000;
+  const second = n.ms - msInSecond;
+  if (second !== cachedSecond) {
+    cachedSecond = second;
+    cachedSecondIso = new Date(second).toISOString().slice(0, 20); // YYYY-MM-DDTHH:MM:SS.
+  }
+  const micros = msInSecond * 1000 + (n.sub - (n.sub % 1000)) / 1000;
+  return `${cachedSecondIso}${`${micros}`.padStart(6, '0')}Z`;
+}
+
+interface ValidSpan { traceId: string; spanId: string; parent: string | null; start: Nanos; end: Nanos }
+
+function validateSpan(s: SpanShape): string | ValidSpan {
   if (s.invalid) return s.invalid;
   const traceId = idHex(s.traceId);
   if (traceId === null || traceId.length !== 32) return `trace_id must be 16 bytes (got ${traceId === null || traceId === '' ? 'none' : `${traceId.length / 2}`})`;
@@ -115,17 +194,15 @@ function validateSpan(s: SpanShape): string | { traceId: string; spanId: string;
   let parent = idHex(s.parentSpanId);
   if (parent === '' || parent === ZERO_SPAN) parent = null;
   if (parent !== null && parent.length !== 16) return `parent_span_id must be empty or 8 bytes (got ${parent.length / 2})`;
-  const startS = int64String(s.startTimeUnixNano);
-  const endS = int64String(s.endTimeUnixNano);
-  if (startS === null || startS === '0') return 'start_time_unix_nano is required';
-  const start = BigInt(startS);
-  const end = endS === null || endS === '0' ? start : BigInt(endS);
-  if (start < 0n || start > INT64_MAX || end > INT64_MAX || end < 0n) return 'timestamps must fit in a signed 64-bit nanosecond count';
-  if (end < start) return 'end_time_unix_nano is before start_time_unix_nano';
+  const start = toNanos(s.startTimeUnixNano);
+  if (start === null) return 'start_time_unix_nano is required';
+  const endOrUnset = toNanos(s.endTimeUnixNano);
+  const end = endOrUnset ?? start;
+  if (start === 'range' || end === 'range') return 'timestamps must fit in a signed 64-bit nanosecond count';
+  if (nanosBefore(end, start)) return 'end_time_unix_nano is before start_time_unix_nano';
   const events = s.events ?? [];
   for (let e = 0; e < events.length; e++) {
-    const t = BigInt(int64String(events[e]?.timeUnixNano) ?? '0');
-    if (t < 0n || t > INT64_MAX) return `events[${e}].time_unix_nano must fit in a signed 64-bit nanosecond count`;
+    if (toNanos(events[e]?.timeUnixNano) === 'range') return `events[${e}].time_unix_nano must fit in a signed 64-bit nanosecond count`;
   }
   if (s.kind !== undefined && (s.kind < 0 || s.kind > 5)) return `kind must be a SpanKind (got ${s.kind})`;
   const code = s.status?.code ?? 0;
@@ -140,6 +217,7 @@ function stringAttr(attrs: TypedAttributes, key: string): string | null {
 
 export interface NormalizeContext { projectId: string; samplingRate: number; prices: PriceLookup }
 
+/** Validate and convert a decoded request into rows. Consumes `req`: its spans are detached at the end. */
 export function normalizeRequest(req: ExportRequestShape, ctx: NormalizeContext): NormalizedBatch {
   const out: NormalizedBatch = { spans: [], events: [], links: [], rejected: 0, rejectReasons: new Map(), firstErrors: [], sampledOut: 0 };
   const reject = (reason: string, where: string, label?: string) => {
@@ -174,7 +252,7 @@ export function normalizeRequest(req: ExportRequestShape, ctx: NormalizeContext)
           continue;
         }
         const attributes = typedAttributes(s.attributes);
-        const startTime = nsToTimestamp(v.start);
+        const startTime = nanosTimestamp(v.start);
         const g = extractGenAi(attributes, serviceName, ctx.prices);
         const events = s.events ?? [];
         const links = s.links ?? [];
@@ -183,7 +261,7 @@ export function normalizeRequest(req: ExportRequestShape, ctx: NormalizeContext)
           const ev = events[e] as (typeof events)[number];
           out.events.push({
             project_id: ctx.projectId, trace_id: v.traceId, span_id: v.spanId, span_start_time: startTime, idx: e,
-            time_ns: int64String(ev.timeUnixNano) ?? '0', name: cleanText(ev.name ?? ''), attributes: typedAttributes(ev.attributes), dropped: count32(ev.droppedAttributesCount),
+            time_ns: nanosText((toNanos(ev.timeUnixNano) as Nanos | null) ?? ZERO_NANOS), name: cleanText(ev.name ?? ''), attributes: typedAttributes(ev.attributes), dropped: count32(ev.droppedAttributesCount),
           });
         }
         for (let l = 0; l < links.length; l++) {
@@ -201,7 +279,7 @@ export function normalizeRequest(req: ExportRequestShape, ctx: NormalizeContext)
         out.spans.push({
           project_id: ctx.projectId, trace_id: v.traceId, span_id: v.spanId, parent_span_id: v.parent,
           trace_state: s.traceState ? cleanText(s.traceState) : null,
-          name: cleanText(s.name ?? ''), kind: s.kind ?? 0, start_time: startTime, start_ns: v.start.toString(), end_ns: v.end.toString(),
+          name: cleanText(s.name ?? ''), kind: s.kind ?? 0, start_time: startTime, start_ns: nanosText(v.start), end_ns: nanosText(v.end),
           status_code: s.status?.code ?? 0, status_message: s.status?.message ? cleanText(s.status.message) : null,
           flags: s.flags ? String(s.flags) : null,
           resource_attributes: resourceAttributes, resource_dropped: resourceDropped, resource_schema_url: resourceSchema,
@@ -210,10 +288,15 @@ export function normalizeRequest(req: ExportRequestShape, ctx: NormalizeContext)
           attributes, dropped_attributes: count32(s.droppedAttributesCount),
           dropped_events: count32(s.droppedEventsCount), dropped_links: count32((s.droppedLinksCount ?? 0) + (links.length - linkCount)),
           event_count: events.length, link_count: linkCount,
-          ...g,
+          service_name: g.service_name, agent_name: g.agent_name, model: g.model, provider: g.provider,
+          operation_name: g.operation_name, tool_name: g.tool_name, input_tokens: g.input_tokens, output_tokens: g.output_tokens,
+          cost_usd: g.cost_usd, is_llm: g.is_llm, is_tool: g.is_tool,
         });
       }
     }
   }
+  // The decoded request (several times its wire size) is done with: detach it, so the callers that
+  // still hold it while the rows wait for their commit do not keep it alive.
+  req.resourceSpans = [];
   return out;
 }

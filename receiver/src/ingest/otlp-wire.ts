@@ -29,6 +29,39 @@ root.add(
   }).nested!.google as protobuf.Namespace,
 );
 
+/**
+ * protobufjs keeps a oneof's members exclusive with a setter that `delete`s every other member each
+ * time one is decoded: for AnyValue (every attribute value) that is seven deletes, mostly of absent
+ * properties, each a V8 runtime call; it measured as half the time of decoding the benchmark's
+ * requests (4.1 → 2.1 µs/span). Same semantics (the last member decoded wins), cheaper: a subclass
+ * whose setter deletes only the members present. Installed as the type's constructor before its
+ * decoder is generated, which captures it.
+ */
+function cheapOneofSetters(type: protobuf.Type): void {
+  const Stock = type.ctor as unknown as { new (p?: object): object; prototype: object };
+  const properties: PropertyDescriptorMap = {};
+  for (const oneof of type.oneofsArray) {
+    const members = [...oneof.oneof];
+    const stock = Object.getOwnPropertyDescriptor(Stock.prototype, oneof.name);
+    properties[oneof.name] = {
+      configurable: true,
+      get: stock?.get,
+      set(this: Record<string, unknown>, name: string) {
+        for (const m of members) if (m !== name && Object.prototype.hasOwnProperty.call(this, m)) delete this[m];
+      },
+    };
+  }
+  function Message(this: object, p?: object) {
+    Stock.call(this, p);
+  }
+  Message.prototype = Object.create(Stock.prototype, { ...properties, constructor: { value: Message, configurable: true, writable: true } });
+  // `_ctor`, not the `ctor` setter: the setter would put protobufjs's own oneof setters back on it.
+  (type as unknown as { _ctor: unknown })._ctor = Message;
+  type.setup();
+  if (type.ctor !== (Message as unknown)) throw new Error(`protobufjs internals changed: cannot install the ${type.name} constructor`);
+}
+cheapOneofSetters(root.lookupType('opentelemetry.proto.common.v1.AnyValue'));
+
 export const ExportRequest = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
 export const ExportResponse = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse');
 const RpcStatus = root.lookupType('google.rpc.Status');

@@ -7,11 +7,13 @@ import { spansPartitionWorker, SPANS_PARTITION_TASK } from './spans-partition.js
 import { retentionWorker, RETENTION_TASK } from './retention.js';
 import { retentionCleanupWorker, RETENTION_CLEANUP_TASK } from './retention-cleanup.js';
 import { auditPartitionWorker, AUDIT_PARTITION_TASK } from '../audit/audit.js';
+import { webhookSweeperWorker, withWebhookWakeups, WEBHOOK_SWEEPER_TASK, type WebhookSweeperOptions } from '../webhooks/webhooks.js';
+import { budgetMonitorWorker, BUDGET_MONITOR_TASK } from '../governance/governance.js';
 
 export type { Workers, WorkerDefinition, FrameworkOptions, TickOutcome, WorkerState, Tick } from './framework.js';
 export { createFramework, inTransaction } from './framework.js';
 
-export const WORKER_NAMES = [SPANS_PARTITION_TASK, RETENTION_TASK, RETENTION_CLEANUP_TASK, AUDIT_PARTITION_TASK] as const;
+export const WORKER_NAMES = [SPANS_PARTITION_TASK, RETENTION_TASK, RETENTION_CLEANUP_TASK, AUDIT_PARTITION_TASK, WEBHOOK_SWEEPER_TASK, BUDGET_MONITOR_TASK] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
 
 /** Partition upkeep runs hourly: partitions are kept months ahead, so this is only a safety margin. */
@@ -22,9 +24,11 @@ export interface WorkerOptions extends FrameworkOptions {
   intervals?: Partial<Record<WorkerName, number>>;
   /** Extra workers run by the same framework (tests inject failing or slow ones). */
   extra?: WorkerDefinition[];
+  /** Delivery tuning of webhook_sweeper_task (tests shorten its timeout and backoff). */
+  webhookSweeper?: WebhookSweeperOptions;
 }
 
-export function workerDefinitions(ctx: Pick<ReceiverContext, 'config'>, options: WorkerOptions = {}): WorkerDefinition[] {
+export function workerDefinitions(ctx: Pick<ReceiverContext, 'config' | 'metrics'>, options: WorkerOptions = {}): WorkerDefinition[] {
   const { config } = ctx;
   const every = (name: WorkerName, dflt: number) => options.intervals?.[name] ?? dflt;
   const retention = {
@@ -35,10 +39,12 @@ export function workerDefinitions(ctx: Pick<ReceiverContext, 'config'>, options:
     retentionWorker({ ...retention, intervalSeconds: every(RETENTION_TASK, config.retentionIntervalSeconds) }),
     retentionCleanupWorker({ ...retention, intervalSeconds: every(RETENTION_CLEANUP_TASK, config.retentionIntervalSeconds) }),
     auditPartitionWorker(ctx, { intervalSeconds: options.intervals?.[AUDIT_PARTITION_TASK] }),
+    webhookSweeperWorker(ctx, { ...options.webhookSweeper, intervalSeconds: every(WEBHOOK_SWEEPER_TASK, config.webhookSweeperIntervalSeconds) }),
+    budgetMonitorWorker(ctx, { intervalSeconds: every(BUDGET_MONITOR_TASK, config.budgetMonitorIntervalSeconds) }),
     ...(options.extra ?? []),
   ];
 }
 
 export function createWorkers(ctx: ReceiverContext, options: WorkerOptions = {}): Workers {
-  return createFramework({ pool: ctx.pool, log: ctx.log, registry: ctx.metrics.registry }, workerDefinitions(ctx, options), options);
+  return withWebhookWakeups(ctx, createFramework({ pool: ctx.pool, log: ctx.log, registry: ctx.metrics.registry }, workerDefinitions(ctx, options), options));
 }

@@ -1,0 +1,221 @@
+// Policy evaluation on ingest, off the acknowledgement path (SPEC §5.1, §8.1). Ingest hands each
+// request's committed spans to `enqueue` (synchronous, O(1), never throws): the request's 200 never
+// waits for evaluation, and evaluation can never lose or delay a span. A bounded queue feeds one
+// worker thread (cel-thread.ts) with a time limit per evaluation; when the queue is full the spans
+// are counted and skipped. Outcomes are recorded by evaluations.ts. Evaluation is at most once: a
+// receiver that stops drops what is still queued (the spans themselves are stored).
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { SpanRow } from '../ingest/normalize.js';
+import type { SpanInput } from './cel.js';
+import { CelRunner, type EvalHit, type PolicyInput, type RunnerOptions } from './cel-thread.js';
+import type { GovernanceDeps } from './change.js';
+import { recordOutcomes, type EvaluatedSpan, type PolicyFailure, type PolicyMatch } from './evaluations.js';
+import { enabledPolicies, type LoadedPolicy } from './policies.js';
+
+export interface EvaluatorOptions extends RunnerOptions {
+  /** Spans waiting for evaluation, at most (default 20 000); beyond, spans are skipped and counted. */
+  maxQueuedSpans: number;
+  /** Spans per evaluation batch (default 500). */
+  batchSpans: number;
+  /** How long a project's policy list is reused before it is read again (default 2 s). */
+  policyCacheMs: number;
+}
+
+export const DEFAULT_EVALUATOR_OPTIONS: EvaluatorOptions = {
+  maxQueuedSpans: 20_000, batchSpans: 500, policyCacheMs: 2000, softLimitMs: 100, hardLimitMs: 1000, idleMs: 60_000,
+};
+
+function evaluatorMetrics(registry: Registry) {
+  const get = <T>(name: string, make: () => T): T => (registry.getSingleMetric(name) as T | undefined) ?? make();
+  const registers = [registry];
+  return {
+    evaluations: get('strathon_policy_evaluations_total', () => new Counter({ name: 'strathon_policy_evaluations_total', help: 'Policy evaluations on ingested spans that matched or failed, by outcome', labelNames: ['outcome'], registers })),
+    skipped: get('strathon_policy_evaluation_skipped_spans_total', () => new Counter({ name: 'strathon_policy_evaluation_skipped_spans_total', help: 'Committed spans not evaluated against policies, by reason', labelNames: ['reason'], registers })),
+    queued: get('strathon_policy_evaluation_queue_spans', () => new Gauge({ name: 'strathon_policy_evaluation_queue_spans', help: 'Committed spans waiting for policy evaluation', registers })),
+  };
+}
+
+/** The span facts evaluation needs (ingest's SpanRow has more; only these cross to the thread). */
+function spanInput(s: SpanRow): SpanInput {
+  return {
+    trace_id: s.trace_id, span_id: s.span_id, name: s.name, kind: s.kind, start_ns: s.start_ns, end_ns: s.end_ns,
+    status_code: s.status_code, status_message: s.status_message, attributes: s.attributes, resource_attributes: s.resource_attributes,
+    service_name: s.service_name, agent_name: s.agent_name, model: s.model, tool_name: s.tool_name, operation_name: s.operation_name,
+    input_tokens: s.input_tokens, output_tokens: s.output_tokens, cost_usd: s.cost_usd, is_llm: s.is_llm, is_tool: s.is_tool,
+  };
+}
+
+const evaluated = (s: SpanInput): EvaluatedSpan => ({ trace_id: s.trace_id, span_id: s.span_id, name: s.name, start_ns: s.start_ns, agent_name: s.agent_name, tool_name: s.tool_name });
+
+export interface BatchOutcome { matches: PolicyMatch[]; failures: PolicyFailure[] }
+
+/** Thread hits → matches and one failure record per policy (first failing span, and how many failed). */
+export function collectHits(policies: LoadedPolicy[], spans: SpanInput[], hits: EvalHit[], stalled: { p: number; s: number }[], hardLimitMs: number): BatchOutcome {
+  const matches: PolicyMatch[] = [];
+  const failures = new Map<number, PolicyFailure>();
+  const fail = (p: number, s: number, message: string) => {
+    const policy = policies[p];
+    const span = spans[s] ?? spans[0];
+    if (!policy || !span) return;
+    const f = failures.get(p);
+    if (f) f.count++;
+    else failures.set(p, { policy, span: evaluated(span), message, count: 1 });
+  };
+  for (const h of hits) {
+    const policy = policies[h.p];
+    const span = spans[h.s];
+    if (!policy || !span) continue;
+    if (h.kind === 'match') matches.push({ policy, span: evaluated(span) });
+    else fail(h.p, h.s, h.message ?? 'evaluation failed');
+  }
+  for (const st of stalled) fail(st.p, st.s, `evaluation exceeded the time limit (${hardLimitMs} ms) and was stopped`);
+  return { matches, failures: [...failures.values()] };
+}
+
+interface Item { projectId: string; spans: SpanRow[] }
+
+export class PolicyEvaluator {
+  private readonly queue: Item[] = [];
+  private queuedSpans = 0;
+  private draining = false;
+  /** Evaluation batches run one at a time: the background drain and simulations share the thread. */
+  private lane: Promise<unknown> = Promise.resolve();
+  private readonly runner: CelRunner;
+  private readonly cache = new Map<string, { at: number; policies: Promise<LoadedPolicy[]> }>();
+  private readonly metrics;
+  private readonly opts: EvaluatorOptions;
+  private lastSkipLog = 0;
+  private lastErrorLog = 0;
+  private closed = false;
+
+  constructor(private readonly deps: GovernanceDeps & { registry: Registry }, opts: Partial<EvaluatorOptions> = {}) {
+    this.opts = { ...DEFAULT_EVALUATOR_OPTIONS, ...opts };
+    this.runner = new CelRunner(this.opts);
+    this.metrics = evaluatorMetrics(deps.registry);
+  }
+
+  /** Hand over committed spans. Never blocks, never throws: when the queue is full they are skipped. */
+  enqueue(projectId: string, spans: SpanRow[]): void {
+    if (this.closed || spans.length === 0) return;
+    if (this.queuedSpans + spans.length > this.opts.maxQueuedSpans) {
+      this.metrics.skipped.inc({ reason: 'queue_full' }, spans.length);
+      if (Date.now() - this.lastSkipLog > 60_000) {
+        this.lastSkipLog = Date.now();
+        this.deps.log.warn({ project_id: projectId, span_count: spans.length, queued_spans: this.queuedSpans }, 'policy evaluation queue full: spans stored but not evaluated');
+      }
+      return;
+    }
+    this.queue.push({ projectId, spans });
+    this.queuedSpans += spans.length;
+    this.metrics.queued.set(this.queuedSpans);
+    if (!this.draining) {
+      this.draining = true;
+      setImmediate(() => void this.drain());
+    }
+  }
+
+  /** Forget a project's cached policy list (after a change on this replica). */
+  invalidate(projectId: string): void {
+    this.cache.delete(projectId);
+  }
+
+  /** Resolves when everything queued so far has been evaluated and recorded (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.draining || this.queue.length) await new Promise((r) => setTimeout(r, 10));
+    await this.lane;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.queue.length = 0;
+    this.queuedSpans = 0;
+    await this.lane.catch(() => undefined);
+    await this.runner.close();
+  }
+
+  /** Evaluate expressions on spans outside ingest (POST /v1/policies/simulate): same thread, same limits. */
+  async evaluate(policies: PolicyInput[], spans: SpanInput[]): Promise<{ hits: EvalHit[]; stalled: { p: number; s: number }[] }> {
+    const run = this.lane.then(() => this.runner.run(policies, spans, Date.now()));
+    this.lane = run.catch(() => undefined);
+    return run;
+  }
+
+  get hardLimitMs(): number {
+    return this.opts.hardLimitMs;
+  }
+
+  private policiesOf(projectId: string): Promise<LoadedPolicy[]> {
+    const hit = this.cache.get(projectId);
+    if (hit && Date.now() - hit.at < this.opts.policyCacheMs) return hit.policies;
+    const policies = enabledPolicies(this.deps.pool, projectId);
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(projectId, { at: Date.now(), policies });
+    policies.catch(() => this.cache.delete(projectId));
+    return policies;
+  }
+
+  /** Next batch: consecutive queued items of one project, up to batchSpans spans. */
+  private take(): { projectId: string; spans: SpanRow[] } | undefined {
+    const first = this.queue[0];
+    if (!first) return undefined;
+    if (first.spans.length > this.opts.batchSpans) {
+      const spans = first.spans.slice(0, this.opts.batchSpans);
+      first.spans = first.spans.slice(this.opts.batchSpans);
+      this.queuedSpans -= spans.length;
+      return { projectId: first.projectId, spans };
+    }
+    const spans: SpanRow[] = [];
+    while (this.queue[0] && this.queue[0].projectId === first.projectId && spans.length + this.queue[0].spans.length <= this.opts.batchSpans) {
+      const item = this.queue.shift() as Item;
+      spans.push(...item.spans);
+      this.queuedSpans -= item.spans.length;
+    }
+    return { projectId: first.projectId, spans };
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      for (let batch = this.take(); batch && !this.closed; batch = this.take()) {
+        this.metrics.queued.set(this.queuedSpans);
+        const b = batch;
+        const done = this.lane.then(() => this.process(b.projectId, b.spans));
+        this.lane = done.catch(() => undefined);
+        await done.catch((err: unknown) => this.report(err, b.projectId, b.spans.length));
+      }
+    } finally {
+      this.draining = false;
+      this.metrics.queued.set(this.queuedSpans);
+      // Spans enqueued while the last batch was recorded.
+      if (this.queue.length && !this.closed) {
+        this.draining = true;
+        setImmediate(() => void this.drain());
+      }
+    }
+  }
+
+  private report(err: unknown, projectId: string, spanCount: number): void {
+    this.metrics.skipped.inc({ reason: 'error' }, spanCount);
+    // After shutdown began the pool is closed: nothing is wrong with the spans, they are stored.
+    if ((this.deps.pool as { ending?: boolean }).ending || this.closed) return;
+    // One line per 10 s at most: during a database outage every batch fails the same way.
+    if (Date.now() - this.lastErrorLog < 10_000) return;
+    this.lastErrorLog = Date.now();
+    this.deps.log.warn({ err, project_id: projectId, span_count: spanCount }, 'policy evaluation of committed spans failed; the spans are stored');
+  }
+
+  private async process(projectId: string, rows: SpanRow[]): Promise<void> {
+    const policies = await this.policiesOf(projectId);
+    if (!policies.length) return;
+    const spans = rows.map(spanInput);
+    const inputs: PolicyInput[] = policies.map((p) => ({ expression: p.match_expression, agents: p.applies_to.length ? p.applies_to : null }));
+    const { hits, stalled } = await this.runner.run(inputs, spans, Date.now());
+    const outcome = collectHits(policies, spans, hits, stalled, this.opts.hardLimitMs);
+    const recorded = await recordOutcomes(this.deps, projectId, outcome.matches, outcome.failures);
+    if (recorded.matches) this.metrics.evaluations.inc({ outcome: 'match' }, recorded.matches);
+    if (recorded.errors) this.metrics.evaluations.inc({ outcome: 'error' }, recorded.errors);
+    for (const f of outcome.failures) {
+      this.deps.log.warn({ project_id: projectId, policy_id: f.policy.id, failures: f.count, err: f.message }, 'policy evaluation failed');
+    }
+    if (recorded.halts) this.deps.log.info({ project_id: projectId, halts: recorded.halts }, 'halt policy matched: agent halted');
+  }
+}
