@@ -1,7 +1,9 @@
-// The group commit's SQL. One statement inserts the spans (skipping re-sent ones), then the events and
-// links of the spans that were new, then folds the new spans into the trace summaries. The writer feeds
-// it from per-session staging tables filled by COPY; INSERT_BATCH_SQL is the same statement reading
-// JSON documents instead (tests seed with it, bench/writer-sql.mjs derives its variants from it).
+// The group commit's SQL (writer-session.ts runs it). Spans, events and links are copied straight into
+// their tables when all are new, with the trace summaries upserted from a narrow staging copy; when a
+// span is already stored, the batch goes through staging tables and one statement that inserts the
+// spans (skipping stored ones), then the events and links of the new spans, then folds the new spans
+// into the trace summaries. INSERT_BATCH_SQL is that statement reading JSON documents instead (tests
+// seed with it; bench/writer-sql.mjs derives its variants from it).
 
 /** telemetry.spans columns a writer fills, in COPY order (received_at is left to its default). */
 export const SPAN_COLUMNS = [

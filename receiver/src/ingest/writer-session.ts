@@ -1,14 +1,22 @@
-// One writer's dedicated Postgres session. Its staging tables are created once per session; each batch
-// is one message `COPY staging …; <batch statement>` with the rows right behind it (CopyBatchQuery):
-// one implicit transaction, one round trip. A session whose connection fails is dropped with its
-// staging tables and reopened by the next batch; a statement error leaves it usable (rolled back).
+// One writer's dedicated Postgres session. A batch is one message — COPY its rows, then one statement —
+// with the rows right behind it (CopyBatchQuery): one implicit transaction, one round trip.
+//  - Normally every span is new: the spans, events and links are copied straight into their tables
+//    and the trace summaries are upserted from a narrow per-span staging copy (SUMMARY_COLUMNS).
+//  - A span already stored (a client's retry) makes that COPY fail with 23505 and roll back; the batch
+//    is then written through the staging tables by INSERT … ON CONFLICT DO NOTHING, which keeps only
+//    the new spans and their events and links.
+// The staging tables are temp tables created once per session (ON COMMIT DELETE ROWS). A session
+// whose connection fails is dropped with them and reopened by the next batch; a statement error rolls
+// back and leaves it usable.
 //
-// bench: /tmp-style A/B in one process (same rows, variants taking turns batch by batch), ms per batch /
-// Postgres CPU µs per span — 5,000 spans: JSON statement 508 ms / 81, BEGIN+COPY(pg-copy-streams)+
-// statement+COMMIT 421 ms / 48, one message 362 ms / 47; 200 spans: 31.3 / 70, 30.0 / 46, 29.1 / 51;
-// 20 spans: 7.4 / 201, 8.5 / 155, 7.9 / 198. Under load (64 clients) the three extra round trips of
-// the BEGIN…COMMIT form also wait behind request decoding in the event loop. The JSON statement is
-// kept out of the writer: it is no faster even for small batches, and would need a second encoding.
+// Measured (one process, one connection, the benchmark's GenAI rows, variants taking turns batch by
+// batch; ms per batch / Postgres CPU µs per span):
+//   5,000 spans: JSON statement (json_to_recordset) 536 / 95, staging path 387 / 52, direct 357 / 47;
+//   200 spans: 23.3 / 98, 18.0 / 69, 17.0 / 64;  20 spans: 6.1 / 229, 6.4 / 237, 5.9 / 207.
+// So no JSON path for small batches. Earlier run, same method: BEGIN; COPY (pg-copy-streams);
+// statement; COMMIT took 421 ms per 5,000 spans against 362 ms as one message (200: 30.0 / 29.1 ms),
+// and under load its three extra round trips also wait behind request decoding in the event loop.
+// temp_buffers 32MB (db/pool.ts sessionConfig): 5,000-span batches 1.09–1.14× faster (no spill).
 import pg from 'pg';
 import {
   COPY_EVENTS_DIRECT_SQL, COPY_EVENTS_SQL, COPY_LINKS_DIRECT_SQL, COPY_LINKS_SQL, COPY_SPANS_DIRECT_SQL, COPY_SPANS_SQL, COPY_SUMMARY_SQL,
