@@ -49,6 +49,7 @@ export function otlpTracesHandler(d: OtlpDeps) {
       const principal = await d.keys.authenticate(credential, ip);
       requireScope(principal, 'traces:write');
       await d.schemaGate();
+      d.ingest.writer.assertRoom();
       const wire = await readBody(req, d.maxBodyBytes);
       const body = await decompress(wire, encoding, d.maxBodyBytes);
       const decoded = decodeRequest(format, body);

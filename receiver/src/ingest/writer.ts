@@ -63,6 +63,15 @@ export class IngestWriter {
   }
 
   /** True while the last batch failed for a database reason (circuit open). */
+  /** Throws the queue-full 503 when the queue is at its bound, so a request can be refused before
+   *  its body is read and decoded (under overload, refused requests then cost no memory). */
+  assertRoom(): void {
+    if (this.queuedSpans >= this.opts.maxQueueSpans || this.queuedBytes >= this.opts.maxQueueBytes) {
+      this.opts.metrics.requestsRefused.inc({ reason: 'queue_full' });
+      throw new Unavailable('ingest queue full, retry later', 1);
+    }
+  }
+
   get databaseDown(): boolean {
     return this.dbDownSince > 0;
   }
