@@ -3,6 +3,7 @@
 import type pg from 'pg';
 import { appendAudit, auditActorFromPrincipal, type AuditDeps } from '../audit/audit.js';
 import type { Principal } from '../auth/principal.js';
+import { inTransaction } from '../db/transaction.js';
 
 /** What the services need from the receiver. */
 export interface AccessDeps {
@@ -19,25 +20,7 @@ export interface ChangeContext {
 
 export type Tx = pg.PoolClient;
 
-/** Run `fn` in a READ COMMITTED transaction on its own connection; roll back on any error. */
-export async function inTransaction<T>(pool: pg.Pool, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    try {
-      const out = await fn(client);
-      await client.query('COMMIT');
-      return out;
-    } catch (err) {
-      await client.query('ROLLBACK').catch((e: Error) => { broken = e; });
-      throw err;
-    }
-  } finally {
-    // A connection that could not even roll back is closed, not returned to the pool.
-    client.release(broken);
-  }
-}
+export { inTransaction };
 
 /** Append the audit row of a change inside its transaction (call last, just before COMMIT). */
 export async function recordChange(

@@ -1,26 +1,9 @@
 // One transaction on one pooled connection, and the "is Postgres unreachable?" test that turns a
 // lost database into 503 "auth backend unavailable" (fail closed) instead of a 500.
-import type pg from 'pg';
 import { HttpError, Unavailable } from '../errors.js';
+import { inTransaction } from '../db/transaction.js';
 
-export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    try {
-      const out = await fn(client);
-      await client.query('COMMIT');
-      return out;
-    } catch (err) {
-      await client.query('ROLLBACK').catch((e: Error) => { broken = e; });
-      throw err;
-    }
-  } finally {
-    // A connection that could not even roll back is discarded, not returned to the pool.
-    client.release(broken);
-  }
-}
+export { inTransaction };
 
 /** Errors that mean "Postgres cannot answer" rather than "this statement is wrong". */
 export function isBackendDown(err: unknown): boolean {

@@ -5,6 +5,7 @@ import { appendAudit, auditActorFromPrincipal, systemActor, type AuditActor, typ
 import type { Principal } from '../auth/principal.js';
 import type { Logger } from '../observability/logger.js';
 import { emitEvent, type WebhookEventType } from '../webhooks/outbox.js';
+import { inTransaction } from '../db/transaction.js';
 
 /** What the governance services need from the receiver. */
 export interface GovernanceDeps {
@@ -23,26 +24,7 @@ export interface ChangeContext {
 export type Tx = pg.PoolClient;
 export type Queryable = Pick<pg.PoolClient, 'query'>;
 
-/** Run `fn` in a READ COMMITTED transaction on `client` (or a connection of its own); roll back on error. */
-export async function inTransaction<T>(db: pg.Pool | pg.PoolClient, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  const own = !('release' in db);
-  const client = own ? await (db as pg.Pool).connect() : (db as pg.PoolClient);
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    try {
-      const out = await fn(client);
-      await client.query('COMMIT');
-      return out;
-    } catch (err) {
-      await client.query('ROLLBACK').catch((e: Error) => { broken = e; });
-      throw err;
-    }
-  } finally {
-    // A connection that could not even roll back is closed, not returned to the pool.
-    if (own) client.release(broken);
-  }
-}
+export { inTransaction };
 
 /** The audit actor of a request's principal, or of the receiver acting on its own. */
 export function requestActor(change: ChangeContext): AuditActor {

@@ -9,6 +9,7 @@ import { appendAudit, type AuditActor } from '../audit/audit.js';
 import { enqueueEvent, type WebhookEventType } from './outbox.js';
 import { newSigningSecret, PREVIOUS_SECRET_TTL_SECONDS, SecretBox } from './signing.js';
 import { RefusedUrl, resolveAllowed } from './ssrf.js';
+import { inTransaction } from '../db/transaction.js';
 
 export interface WebhookDeps {
   pool: pg.Pool;
@@ -34,24 +35,7 @@ const COLUMNS = `project_id, id, name, channel_type, url, description, events, e
 
 type Tx = pg.PoolClient;
 
-/** Run `fn` in a transaction on its own connection; roll back on any error. */
-export async function inTransaction<T>(pool: pg.Pool, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    try {
-      const out = await fn(client);
-      await client.query('COMMIT');
-      return out;
-    } catch (err) {
-      await client.query('ROLLBACK').catch((e: Error) => { broken = e; });
-      throw err;
-    }
-  } finally {
-    client.release(broken);
-  }
-}
+export { inTransaction };
 
 export async function audit(tx: Tx, deps: WebhookDeps, change: ChangeContext,
   event: { projectId: string; action: string; resource: { type: string; id: string }; details?: Record<string, unknown> }): Promise<void> {
