@@ -4,51 +4,14 @@
 // CLI source: $STRATHON_CLI_DIR (the cli/ folder or the repository root), else exported from the
 // bare mirror $STRATHON_MIRROR (default /work/.mirror/strathon+strathon/repo). Python:
 // $STRATHON_CLI_PYTHON, else Debian's /usr/bin/python3 (python3-click/httpx/rich/yaml).
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { DEFAULT_PROJECT_ID, startTestReceiver, type TestReceiver } from '../helpers.js';
 import { call, makeUser } from '../access/fixtures.js';
+import { locateStrathonCli, runStrathon } from './strathon-cli.js';
 
-const run = promisify(execFile);
-const MIRROR = process.env.STRATHON_MIRROR ?? '/work/.mirror/strathon+strathon/repo';
-const PYTHON = process.env.STRATHON_CLI_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
-
-/** The directory to put on PYTHONPATH (it holds strathon_cli/), or why there is none. */
-async function locateCli(): Promise<{ dir: string } | { reason: string }> {
-  const given = process.env.STRATHON_CLI_DIR;
-  if (given) {
-    for (const d of [given, path.join(given, 'cli')]) if (existsSync(path.join(d, 'strathon_cli', 'main.py'))) return { dir: d };
-    return { reason: `STRATHON_CLI_DIR=${given} holds no strathon_cli/main.py` };
-  }
-  if (!existsSync(MIRROR)) return { reason: `Strathon mirror not found at ${MIRROR} (set STRATHON_CLI_DIR or STRATHON_MIRROR)` };
-  const tmp = mkdtempSync(path.join(tmpdir(), 'strathon-cli-keys-'));
-  after(() => rmSync(tmp, { recursive: true, force: true }));
-  try {
-    await run('git', ['-C', MIRROR, 'archive', '--format=tar', '-o', path.join(tmp, 'cli.tar'), 'HEAD', 'cli']);
-    await run('tar', ['-xf', path.join(tmp, 'cli.tar'), '-C', tmp]);
-  } catch (err) {
-    return { reason: `could not export cli/ from ${MIRROR}: ${(err as Error).message.split('\n')[0]}` };
-  }
-  const dir = path.join(tmp, 'cli');
-  return existsSync(path.join(dir, 'strathon_cli', 'main.py')) ? { dir } : { reason: `${MIRROR} has no cli/strathon_cli/main.py at HEAD` };
-}
-
-async function pythonReady(): Promise<string | undefined> {
-  try {
-    await run(PYTHON, ['-c', 'import click, httpx, rich, yaml'], { timeout: 30_000 });
-    return undefined;
-  } catch {
-    return `${PYTHON} lacks click/httpx/rich/yaml (apt-get install python3-click python3-httpx python3-rich python3-yaml)`;
-  }
-}
-
-const located = await locateCli();
-const skip = 'reason' in located ? located.reason : await pythonReady();
+const located = await locateStrathonCli();
+const skip = 'reason' in located ? located.reason : undefined;
 const cliDir = 'dir' in located ? located.dir : '';
 const r: TestReceiver | undefined = skip ? undefined : await startTestReceiver();
 
@@ -56,17 +19,7 @@ interface Out { code: number; stdout: string; stderr: string }
 
 /** Run `strathon <args>` against the receiver with `key` (default: the receiver's * key). */
 async function strathon(args: string[], key = r?.key): Promise<Out> {
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8', PYTHONPATH: cliDir, PYTHONIOENCODING: 'utf-8', PYTHONDONTWRITEBYTECODE: '1',
-    STRATHON_ENDPOINT: r?.url, STRATHON_API_KEY: key, COLUMNS: '240', NO_COLOR: '1', TERM: 'dumb', NO_PROXY: '*',
-  };
-  try {
-    const out = await run(PYTHON, ['-c', 'from strathon_cli.main import cli; cli()', ...args], { env, timeout: 60_000 });
-    return { code: 0, stdout: out.stdout, stderr: out.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+  return runStrathon(cliDir, r?.url ?? '', key ?? '', args);
 }
 
 function ok(res: Out, what: string) {
