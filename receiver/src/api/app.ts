@@ -3,10 +3,10 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { Forbidden, MethodNotAllowed, NotFound, TooManyRequests } from '../errors.js';
+import { Forbidden, MethodNotAllowed, NotFound } from '../errors.js';
 import { Authenticator } from '../auth/authenticate.js';
 import { principalHasScope, roleRank, ROLES, scopesForRole, type Principal, type Role } from '../auth/principal.js';
-import { RateLimiter } from '../auth/ratelimit.js';
+import { enforceRateLimit, type RateLimiter } from '../auth/ratelimit.js';
 import { sendError } from './respond.js';
 import { wireFormat, sendOtlpError } from './otlp.js';
 import type { Route } from './routes.js';
@@ -49,10 +49,7 @@ function authStep(r: Route, deps: AppDeps) {
     try {
       const credential = Authenticator.credential(req.headers);
       const ip = deps.clientIp(req);
-      const rl = deps.limiter.take(RateLimiter.identifier(credential, ip));
-      res.setHeader('X-RateLimit-Limit', String(rl.limit));
-      res.setHeader('X-RateLimit-Remaining', String(rl.remaining));
-      if (!rl.allowed) throw new TooManyRequests(`rate limit exceeded, retry in ${rl.retryAfterS}s`, rl.retryAfterS);
+      enforceRateLimit(deps.limiter, credential, ip, res);
       if (r.auth.kind !== 'none') {
         const principal = await deps.auth.authenticate(req.headers, ip);
         authorize(r, principal);

@@ -1,12 +1,12 @@
 // POST /v1/traces (SPEC §5.1): every answer, success or error, in the request's encoding.
 import type { Request, Response } from 'express';
-import { HttpError, UnsupportedMediaType, TooManyRequests } from '../errors.js';
+import { HttpError, UnsupportedMediaType } from '../errors.js';
 import {
   decodeRequest, decompress, encodeExportResponse, encodeStatus, ingestDecoded, parseContentEncoding, readBody, rpcCodeForHttp,
   type IngestDeps, type WireFormat,
 } from '../ingest/ingest.js';
 import { presentedCredential, requireScope, type ApiKeyAuthenticator } from '../auth/keys.js';
-import { RateLimiter } from '../auth/ratelimit.js';
+import { enforceRateLimit, type RateLimiter } from '../auth/ratelimit.js';
 import type { Logger } from '../observability/logger.js';
 
 const CONTENT_TYPES: Record<string, WireFormat> = {
@@ -42,10 +42,7 @@ export function otlpTracesHandler(d: OtlpDeps) {
       const encoding = parseContentEncoding(req.headers['content-encoding'] as string | undefined);
       const credential = presentedCredential(req.headers);
       const ip = d.clientIp(req);
-      const rl = d.limiter.take(RateLimiter.identifier(credential, ip));
-      res.setHeader('X-RateLimit-Limit', String(rl.limit));
-      res.setHeader('X-RateLimit-Remaining', String(rl.remaining));
-      if (!rl.allowed) throw new TooManyRequests(`rate limit exceeded, retry in ${rl.retryAfterS}s`, rl.retryAfterS);
+      enforceRateLimit(d.limiter, credential, ip, res);
       const principal = await d.keys.authenticate(credential, ip);
       requireScope(principal, 'traces:write');
       await d.schemaGate();

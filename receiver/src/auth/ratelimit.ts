@@ -1,5 +1,7 @@
 // Per-replica token bucket keyed by SHA-256 of the credential (or client IP when anonymous).
 import { createHash } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { TooManyRequests } from '../errors.js';
 
 export interface RateDecision { allowed: boolean; limit: number; remaining: number; retryAfterS: number }
 
@@ -34,4 +36,12 @@ export class RateLimiter {
     for (const [k, b] of this.buckets) if (now - b.at > 60_000) this.buckets.delete(k);
     if (this.buckets.size > 100_000) this.buckets.clear();
   }
+}
+
+/** Take one token for this caller, set the X-RateLimit-* headers, and throw 429 when refused. */
+export function enforceRateLimit(limiter: RateLimiter, credential: string | undefined, clientIp: string, res: Pick<ServerResponse, 'setHeader'>): void {
+  const rl = limiter.take(RateLimiter.identifier(credential, clientIp));
+  res.setHeader('X-RateLimit-Limit', String(rl.limit));
+  res.setHeader('X-RateLimit-Remaining', String(rl.remaining));
+  if (!rl.allowed) throw new TooManyRequests(`rate limit exceeded, retry in ${rl.retryAfterS}s`, rl.retryAfterS);
 }
