@@ -1,4 +1,4 @@
-// GET /v1/agents: agent inventory over `lookback_days`, with a risk score from observed behaviour.
+// GET /v1/agents: agent inventory over `lookback_days`, with the governance covering each agent and a risk score.
 import type { Request, Response } from 'express';
 import type { ReceiverContext } from '../context.js';
 import { agentStats, type AgentStatsRow } from '../query/agents.js';
@@ -15,18 +15,26 @@ export const SENSITIVE_TOOLS: ReadonlySet<string> = new Set([
 
 export type RiskScore = 'low' | 'medium' | 'high' | 'critical';
 
+/** What governs an agent (from the project's policies, budgets and halts). */
+export interface AgentGovernance { policiesCovering: number; hasBlockingPolicy: boolean; hasBudget: boolean; isHalted: boolean }
+
 /**
- * Risk from what the receiver observes (no policies, budgets or halts exist yet, so those count
- * as gaps): sensitive tools +3; error rate ≥ 25 % +2 (≥ 5 % +1); ≥ 5 distinct tools +1; tool
- * calls with no covering policy +1. Points: ≥ 6 critical, ≥ 4 high, ≥ 2 medium, else low.
+ * Risk from what the receiver observes, weighed against the governance covering the agent:
+ * sensitive tools +3 (+1 when a block/throttle/halt/approval policy covers the agent); error rate
+ * ≥ 25 % +2 (≥ 5 % +1); ≥ 5 distinct tools +1; tool calls with no covering policy +1. A missing
+ * budget and an active halt are reported as factors without points. Points: ≥ 6 critical,
+ * ≥ 4 high, ≥ 2 medium, else low.
  */
-export function assessRisk(a: { totalSpans: number; errorSpans: number; toolCalls: number; tools: string[] }): { risk_score: RiskScore; risk_factors: string[] } {
+export function assessRisk(a: { totalSpans: number; errorSpans: number; toolCalls: number; tools: string[] }, g: AgentGovernance): { risk_score: RiskScore; risk_factors: string[] } {
   let points = 0;
   const factors: string[] = [];
   const sensitive = a.tools.filter((t) => SENSITIVE_TOOLS.has(t.toLowerCase()));
-  if (sensitive.length > 0) {
+  if (sensitive.length > 0 && !g.hasBlockingPolicy) {
     points += 3;
-    factors.push(`Uses sensitive tools (${sensitive.join(', ')})`);
+    factors.push(`Uses sensitive tools (${sensitive.join(', ')}) with no block/throttle/halt/approval policy`);
+  } else if (sensitive.length > 0) {
+    points += 1;
+    factors.push(`Uses sensitive tools (${sensitive.join(', ')}) under a blocking policy`);
   }
   const errorRate = a.totalSpans > 0 ? a.errorSpans / a.totalSpans : 0;
   const pct = `${Math.round(errorRate * 1000) / 10}%`;
@@ -41,13 +49,14 @@ export function assessRisk(a: { totalSpans: number; errorSpans: number; toolCall
     points += 1;
     factors.push(`Broad tool surface: ${a.tools.length} distinct tools`);
   }
-  if (a.toolCalls > 0) {
+  if (g.policiesCovering === 0 && a.toolCalls > 0) {
     points += 1;
     factors.push(`Made ${a.toolCalls} tool calls with no policy covering this agent`);
-  } else {
+  } else if (g.policiesCovering === 0) {
     factors.push('No policies covering this agent');
   }
-  factors.push('No cost budget configured');
+  if (!g.hasBudget) factors.push('No cost budget configured');
+  if (g.isHalted) factors.push('Agent is halted');
   const risk_score: RiskScore = points >= 6 ? 'critical' : points >= 4 ? 'high' : points >= 2 ? 'medium' : 'low';
   return { risk_score, risk_factors: factors };
 }
@@ -56,6 +65,7 @@ function agentJson(r: AgentStatsRow) {
   const totalSpans = Number(r.total_spans);
   const errorSpans = Number(r.error_spans);
   const toolCalls = Number(r.total_tool_calls);
+  const governance = { policiesCovering: r.policies_covering, hasBlockingPolicy: r.has_blocking_policy, hasBudget: r.has_budget, isHalted: r.is_halted };
   return {
     agent_name: r.agent_name,
     first_seen: rfc3339(r.first_ns),
@@ -69,12 +79,11 @@ function agentJson(r: AgentStatsRow) {
     output_tokens: jsonInt(r.output_tokens),
     tools_used: r.tools_used,
     models_used: r.models_used,
-    // Governance (§8) is not wired into the inventory yet: honest defaults, not guesses.
-    policies_covering: 0,
-    has_budget: false,
-    has_approval_policy: false,
-    is_halted: false,
-    ...assessRisk({ totalSpans, errorSpans, toolCalls, tools: r.tools_used }),
+    policies_covering: r.policies_covering,
+    has_budget: r.has_budget,
+    has_approval_policy: r.has_approval_policy,
+    is_halted: r.is_halted,
+    ...assessRisk({ totalSpans, errorSpans, toolCalls, tools: r.tools_used }, governance),
   };
 }
 

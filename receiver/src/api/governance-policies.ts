@@ -70,7 +70,12 @@ export function policyRoutes({ ctx, deps, evaluator }: GovernanceApi): Route[] {
     if (typeof hours !== 'number' || !Number.isInteger(hours) || hours < 1 || hours > 720) {
       throw new Unprocessable('hours must be an integer between 1 and 720', ['body', 'hours'], 'int_type');
     }
-    res.json(await simulate(ctx.pool, evaluator, principalOf(res).projectId, expression, hours));
+    // Optional, as on a policy: simulate its agent targeting too (live evaluation applies it).
+    const appliesTo = b.applies_to ?? [];
+    if (!Array.isArray(appliesTo) || !appliesTo.every((a): a is string => typeof a === 'string')) {
+      throw new Unprocessable('applies_to must be a list of agent names', ['body', 'applies_to'], 'list_type');
+    }
+    res.json(await simulate(ctx.pool, evaluator, principalOf(res).projectId, expression, hours, appliesTo));
   };
 
   const suggest = async (req: Request, res: Response) => {

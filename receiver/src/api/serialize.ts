@@ -3,6 +3,8 @@
 // - `*_unix_nano` and token counts are JSON numbers when they fit in 2^53 - 1, else decimal
 //   strings (real nanosecond timestamps, ~1.7e18, are always strings: JSON numbers would be
 //   rounded by every JavaScript client).
+// - intervention_state: computed by the queries (query/spans.ts, query/traces.ts) from the SDK's
+//   `strathon.agent.intervention.state` attribute and from this receiver's halt policies that acted.
 // - money: decimal strings without trailing zeros ("0.006", "0"); a span's cost_usd is "0" when
 //   it is no LLM call and null only for an LLM call whose model has no price.
 // - attribute maps: plain JSON (int64 beyond ±2^53 as a decimal string, bytes as base64,
@@ -97,8 +99,7 @@ export function traceJson(t: TraceRow, projectId: string) {
     output_tokens: jsonInt(t.output_tokens),
     total_cost_usd: money(t.cost_usd),
     models: t.models,
-    // No governance decisions are recorded on spans yet (policies/halts come with §8).
-    intervention_state: null,
+    intervention_state: t.intervention_state,
   };
 }
 
@@ -127,7 +128,7 @@ function spanCore(s: SpanSummaryRow) {
     input_tokens: jsonInt(s.input_tokens),
     output_tokens: jsonInt(s.output_tokens),
     cost_usd: cost,
-    intervention_state: null,
+    intervention_state: s.intervention_state,
   };
 }
 

@@ -118,7 +118,10 @@ export function traceRoutes(ctx: ReceiverContext): Route[] {
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     const next = rows.length > limit && last ? encodeCursor({ kind: 'trace', time: last.cursor_time, traceId: last.trace_id.toString('hex') }) : null;
-    res.json({ data: page.map((t) => traceJson(t, projectId)), next_cursor: next });
+    const data = page.map((t) => traceJson(t, projectId));
+    // `traces` too: the Strathon CLI's `policies test` reads that key (Strathon itself answers only
+    // `data`, so the command never tests anything there).
+    res.json({ data, traces: data, next_cursor: next });
   };
 
   const one = async (req: Request, res: Response) => {

@@ -1,6 +1,7 @@
 // POST /v1/policies/simulate (SPEC §7.3): which stored spans of the last `hours` a match expression
 // would have matched. Bounded: the newest MAX_SPANS spans of the range are tested, on the same
-// evaluation thread and with the same time limits as ingest evaluation.
+// evaluation thread and with the same time limits as ingest evaluation. Given a policy's applies_to,
+// only those agents' spans can match, exactly as in live evaluation.
 import type { SpanInput } from './cel.js';
 import type { Queryable } from './change.js';
 import type { PolicyEvaluator } from './evaluator.js';
@@ -30,7 +31,9 @@ async function recentSpans(db: Queryable, projectId: string, hours: number): Pro
   return r.rows;
 }
 
-export async function simulate(db: Queryable, evaluator: PolicyEvaluator, projectId: string, expression: string, hours: number): Promise<SimulationResult> {
+export async function simulate(
+  db: Queryable, evaluator: PolicyEvaluator, projectId: string, expression: string, hours: number, appliesTo: string[] = [],
+): Promise<SimulationResult> {
   const rows = await recentSpans(db, projectId, hours);
   const truncated = rows.length > MAX_SIMULATED_SPANS;
   const spans = truncated ? rows.slice(0, MAX_SIMULATED_SPANS) : rows;
@@ -40,7 +43,7 @@ export async function simulate(db: Queryable, evaluator: PolicyEvaluator, projec
   };
   for (let i = 0; i < spans.length; i += CHUNK) {
     const chunk = spans.slice(i, i + CHUNK);
-    const { hits, stalled } = await evaluator.evaluate([{ expression, agents: null }], chunk);
+    const { hits, stalled } = await evaluator.evaluate([{ expression, agents: appliesTo.length ? appliesTo : null }], chunk);
     for (const h of hits) {
       const s = chunk[h.s];
       if (!s) continue;

@@ -24,6 +24,20 @@ const SPAN_DETAIL_COLUMNS = [
   'attributes', 'dropped_attributes_count', 'dropped_events_count', 'dropped_links_count', 'event_count', 'link_count',
 ] as const;
 
+const SDK_STATE = sql`spans.attributes -> 'strathon.agent.intervention.state' ->> 'stringValue'`;
+
+/**
+ * A span's intervention_state (Strathon's semantics): what its SDK recorded
+ * (`strathon.agent.intervention.state`: blocked, steered, approval_denied …); else "halted" when a
+ * halt policy of this receiver acted on it (policy_evaluations_halted_idx); else the SDK's
+ * non-intervening state ("running", "approval_granted") or null.
+ */
+export const spanInterventionState = () => sql<string | null>`CASE
+  WHEN ${SDK_STATE} NOT IN ('running', 'approval_granted') THEN ${SDK_STATE}
+  WHEN EXISTS (SELECT 1 FROM core.policy_evaluations e WHERE e.project_id = spans.project_id AND e.trace_id = spans.trace_id
+    AND e.span_id = spans.span_id AND e.acted AND e.action = 'halt') THEN 'halted'
+  ELSE ${SDK_STATE} END`.as('intervention_state');
+
 export type SpanSummaryRow = Awaited<ReturnType<typeof spanTreeOfTrace>>[number];
 export type SpanDetailRow = Awaited<ReturnType<typeof listSpans>>[number];
 
@@ -34,7 +48,7 @@ export type SpanDetailRow = Awaited<ReturnType<typeof listSpans>>[number];
  */
 export async function listSpans(db: Db, projectId: string, f: SpanFilters, after: SpanKeyset | undefined, limit: number) {
   let q = db.selectFrom('telemetry.spans')
-    .select([...SPAN_DETAIL_COLUMNS, cursorTimeOf('start_time').as('cursor_time')])
+    .select([...SPAN_DETAIL_COLUMNS, cursorTimeOf('start_time').as('cursor_time'), spanInterventionState()])
     .where('project_id', '=', projectId);
   if (f.traceIdHex !== undefined) q = q.where('trace_id', '=', Buffer.from(f.traceIdHex, 'hex'));
   if (f.agentName !== undefined) q = q.where('agent_name', '=', f.agentName);
@@ -64,7 +78,7 @@ export interface TraceWindow { traceIdHex: string; startText: string; endText: s
 /** Every span of one trace, in start order, with full detail (at most `max`). */
 export async function spansOfTrace(db: Db, projectId: string, w: TraceWindow, max: number) {
   return db.selectFrom('telemetry.spans')
-    .select([...SPAN_DETAIL_COLUMNS, cursorTimeOf('start_time').as('cursor_time')])
+    .select([...SPAN_DETAIL_COLUMNS, cursorTimeOf('start_time').as('cursor_time'), spanInterventionState()])
     .where('project_id', '=', projectId)
     .where('trace_id', '=', Buffer.from(w.traceIdHex, 'hex'))
     .where('start_time', '>=', tz(w.startText)).where('start_time', '<=', tz(w.endText))
@@ -76,7 +90,7 @@ export async function spansOfTrace(db: Db, projectId: string, w: TraceWindow, ma
 /** Every span of one trace, in start order, with the columns of a tree node (at most `max`). */
 export async function spanTreeOfTrace(db: Db, projectId: string, w: TraceWindow, max: number) {
   return db.selectFrom('telemetry.spans')
-    .select(SPAN_SUMMARY_COLUMNS)
+    .select([...SPAN_SUMMARY_COLUMNS, spanInterventionState()])
     .where('project_id', '=', projectId)
     .where('trace_id', '=', Buffer.from(w.traceIdHex, 'hex'))
     .where('start_time', '>=', tz(w.startText)).where('start_time', '<=', tz(w.endText))

@@ -17,6 +17,20 @@ const TRACE_COLUMNS = [
   'span_count', 'error_count', 'llm_span_count', 'tool_span_count', 'input_tokens', 'output_tokens', 'cost_usd', 'models',
 ] as const;
 
+/**
+ * A trace's intervention_state (Strathon's semantics): "halted" when one of its spans was
+ * intervened on — its SDK recorded a state other than running/approval_granted, or a halt policy
+ * of this receiver acted on it — else null. Two probes of partial indexes, never a span scan.
+ */
+const traceInterventionState = () => sql<string | null>`CASE WHEN EXISTS (
+    SELECT 1 FROM telemetry.spans s
+    WHERE s.project_id = traces.project_id AND s.trace_id = traces.trace_id
+      AND s.start_time >= traces.start_time AND s.start_time <= traces.end_time
+      AND s.attributes ? 'strathon.agent.intervention.state'
+      AND coalesce(s.attributes -> 'strathon.agent.intervention.state' ->> 'stringValue', '') NOT IN ('', 'running', 'approval_granted'))
+  OR EXISTS (SELECT 1 FROM core.policy_evaluations e WHERE e.project_id = traces.project_id AND e.trace_id = traces.trace_id AND e.acted AND e.action = 'halt')
+  THEN 'halted' END`.as('intervention_state');
+
 export type TraceRow = Awaited<ReturnType<typeof listTraces>>[number];
 
 /**
@@ -26,7 +40,7 @@ export type TraceRow = Awaited<ReturnType<typeof listTraces>>[number];
  */
 export async function listTraces(db: Db, projectId: string, f: TraceFilters, after: TraceKeyset | undefined, limit: number) {
   let q = db.selectFrom('telemetry.traces')
-    .select([...TRACE_COLUMNS, cursorTimeOf('start_time').as('cursor_time')])
+    .select([...TRACE_COLUMNS, cursorTimeOf('start_time').as('cursor_time'), traceInterventionState()])
     .where('project_id', '=', projectId);
   if (f.agentName !== undefined) q = q.where('agent_name', '=', f.agentName);
   if (f.service !== undefined) q = q.where('service_name', '=', f.service);
@@ -54,7 +68,7 @@ export async function listTraces(db: Db, projectId: string, f: TraceFilters, aft
 /** One trace summary, or undefined when it does not exist in this project. */
 export async function getTrace(db: Db, projectId: string, traceIdHex: string) {
   return db.selectFrom('telemetry.traces')
-    .select([...TRACE_COLUMNS, cursorTimeOf('start_time').as('cursor_time'), cursorTimeOf('end_time').as('end_time_text')])
+    .select([...TRACE_COLUMNS, cursorTimeOf('start_time').as('cursor_time'), cursorTimeOf('end_time').as('end_time_text'), traceInterventionState()])
     .where('project_id', '=', projectId)
     .where('trace_id', '=', Buffer.from(traceIdHex, 'hex'))
     .executeTakeFirst();

@@ -291,7 +291,7 @@ test('404 for an unknown trace and for another project\'s trace; its lists never
     assert.ok(!JSON.stringify(res.body).includes('private-root'));
   }
   const list = await getJson(r.url, otherKey, '/v1/traces');
-  assert.deepEqual(list.body, { data: [], next_cursor: null });
+  assert.deepEqual(list.body, { data: [], traces: [], next_cursor: null });
   assert.deepEqual((await getJson(r.url, otherKey, '/v1/spans', { trace_id: tid })).body, { data: [], next_cursor: null });
   assert.deepEqual((await getJson(r.url, otherKey, '/v1/agents')).body.agents, []);
 });

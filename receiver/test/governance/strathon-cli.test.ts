@@ -1,12 +1,20 @@
 // The real Strathon CLI (cli/ of the public strathon/strathon repository) against a real receiver:
-// the policies, templates, halts, budgets and approvals commands (SPEC §7, §15). Skips (with the
-// reason) when the CLI source or its Python packages are absent. CLI source: $STRATHON_CLI_DIR, else
-// exported from the bare mirror $STRATHON_MIRROR (default /work/.mirror/strathon+strathon/repo).
+// every command of its policies, templates, halts, budgets, approvals and agents groups (SPEC §7,
+// §15), each asserting its output:
+//   policies list|create (--expr, --template, --from-english)|import (--dry-run, --json)|test|get|
+//            delete|enable|disable|suggest|conflicts · templates list|apply · halts list|create|delete
+//   budgets list|create|delete|forecast · approvals list|approve|deny · agents list
+// (traces, spans and `agents list` risk: e2e/strathon-cli.test.ts.) Skips (with the reason) when the
+// CLI source or its Python packages are absent. CLI source: $STRATHON_CLI_DIR, else exported from
+// the bare mirror $STRATHON_MIRROR (default /work/.mirror/strathon+strathon/repo).
 // Python: $STRATHON_CLI_PYTHON, else Debian's /usr/bin/python3 (python3-click/httpx/rich/yaml).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_PROJECT_ID, startTestReceiver, type TestReceiver } from '../helpers.js';
-import { call, costSpan, postSpans } from './support.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { call, costSpan, postSpans, toolSpan } from './support.js';
 import { locateStrathonCli, runStrathon } from '../e2e/strathon-cli.js';
 
 const located = await locateStrathonCli();
@@ -40,8 +48,20 @@ test('policies and templates commands', { skip }, async () => {
   ok(await strathon('policies', 'create', '--template', 'block-prompt-injection', '--shadow'), 'policies create --template');
   ok(await strathon('policies', 'create', '--name', 'dup', '--expr', 'attrs["gen_ai.tool.name"] == "shell_exec"', '--action', 'block'), 'create duplicate');
   assert.match(ok(await strathon('policies', 'conflicts'), 'policies conflicts'), /duplicate/);
+  const conflicts = json(await strathon('policies', 'conflicts', '--json'), 'policies conflicts --json');
+  assert.ok(conflicts.conflicts.some((c: any) => c.type === 'duplicate' && [c.policy_a.name, c.policy_b.name].sort().join() === 'dup,no-shell'));
   ok(await strathon('policies', 'suggest'), 'policies suggest');
-  ok(await strathon('policies', 'test', '--name', 'no-shell'), 'policies test');
+  // `policies test` reads the trace list under `traces` (Strathon answers `data` only, so there it never tests).
+  await postSpans(r?.url ?? '', r?.key ?? '', 'svc', [toolSpan('shell-bot', 'shell_exec'), toolSpan('shell-bot', 'search')]);
+  const tested = ok(await strathon('policies', 'test', '--name', 'no-shell'), 'policies test');
+  assert.match(tested, /Policy: no-shell \(block\)\nTested against: 2 traces, 2 spans\nMatches: 1/);
+  assert.match(tested, /tool\.shell_exec/);
+  const testedJson = json(await strathon('policies', 'test', '--name', 'no-shell', '--json'), 'policies test --json');
+  assert.deepEqual(testedJson.matches.map((m: any) => [m.span_name, m.tool_name, m.agent_name]), [['tool.shell_exec', 'shell_exec', 'shell-bot']]);
+  const missing = await strathon('policies', 'test', '--name', 'no-such-policy');
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /Policy 'no-such-policy' not found/);
+  assert.ok(json(await strathon('policies', 'suggest', '--json'), 'policies suggest --json').suggestions.some((x: any) => /shell_exec|search/.test(JSON.stringify(x))));
 
   const bad = await strathon('policies', 'create', '--name', 'bad', '--expr', 'attrs[', '--action', 'block');
   assert.equal(bad.code, 1);
@@ -103,4 +123,84 @@ test('approvals commands', { skip }, async () => {
   assert.equal(twice.code, 1);
   assert.match(twice.stderr, /Error 409/);
   assert.equal((await call(r?.url ?? '', 'GET', `/v1/approvals/${a}`, r?.key)).body.approval.project_id, DEFAULT_PROJECT_ID);
+});
+
+test('policies import from YAML and JSON files, with --dry-run and --json', { skip }, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'strathon-import-'));
+  try {
+    const yamlFile = path.join(dir, 'policies.yaml');
+    writeFileSync(yamlFile, [
+      'policies:',
+      '  - name: import-block-email',
+      `    match_expression: 'attrs["gen_ai.tool.name"] == "send_email"'`,
+      '    action: block',
+      '  - name: import-log-shell',
+      `    match_expression: 'attrs["gen_ai.tool.name"] == "run_shell"'`,
+      '    action: log',
+      '    shadow: true',
+      '    priority: 7',
+      '  - name: import-no-expression',
+      '',
+    ].join('\n'));
+    const dry = await strathon('policies', 'import', yamlFile, '--dry-run');
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /validated 2 policies from/);
+    assert.match(dry.stderr, /Skipping 'import-no-expression': no match_expression/);
+    const names = async () => (await call(r?.url ?? '', 'GET', '/v1/policies', r?.key)).body.policies.map((p: any) => p.name);
+    assert.ok(!(await names()).some((n: string) => n.startsWith('import-')), 'a dry run creates nothing');
+
+    const imported = await strathon('policies', 'import', yamlFile);
+    assert.equal(imported.code, 0, imported.stderr);
+    assert.match(imported.stdout, /imported 2 policies from/);
+    const byName = new Map<string, any>((await call(r?.url ?? '', 'GET', '/v1/policies', r?.key)).body.policies.map((p: any) => [p.name, p]));
+    assert.deepEqual(['import-block-email', 'import-log-shell'].map((n) => [byName.get(n)?.action, byName.get(n)?.shadow, byName.get(n)?.priority]), [['block', false, 0], ['log', true, 7]]);
+
+    const jsonFile = path.join(dir, 'policies.json');
+    writeFileSync(jsonFile, JSON.stringify({ policies: [{ name: 'import-json', match_expression: 'span.input_tokens > 1000', action: 'alert' }] }));
+    const created = json(await strathon('policies', 'import', jsonFile, '--json'), 'policies import --json');
+    assert.deepEqual(created.map((p: any) => [p.name, p.action, p.enabled]), [['import-json', 'alert', true]]);
+
+    const badFile = path.join(dir, 'bad.json');
+    writeFileSync(badFile, JSON.stringify({ policies: [{ name: 'import-bad', match_expression: 'attrs[', action: 'block' }] }));
+    const bad = await strathon('policies', 'import', badFile);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /Error 422/);
+    const empty = path.join(dir, 'empty.yaml');
+    writeFileSync(empty, 'policies: []\n');
+    const none = await strathon('policies', 'import', empty);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /No policies found in file/);
+    for (const n of ['import-block-email', 'import-log-shell', 'import-json']) {
+      const p = (await call(r?.url ?? '', 'GET', '/v1/policies', r?.key)).body.policies.find((x: any) => x.name === n);
+      ok(await strathon('policies', 'delete', p.id, '--yes'), `policies delete ${n}`);
+    }
+    assert.ok(!(await names()).includes('import-bad'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('agents list shows the governance covering each agent', { skip }, async () => {
+  await postSpans(r?.url ?? '', r?.key ?? '', 'svc', [toolSpan('governed-bot', 'send_email'), toolSpan('loose-bot', 'search')]);
+  const policy = (await call(r?.url ?? '', 'POST', '/v1/policies', r?.key, {
+    name: 'governed approvals', match_expression: 'attrs["gen_ai.tool.name"] == "send_email"', action: 'require_approval', applies_to: ['governed-bot'],
+  })).body;
+  const budget = (await call(r?.url ?? '', 'POST', '/v1/budgets', r?.key, { name: 'governed cap', scope: 'agent', scope_value: 'governed-bot', max_spend_usd: '5' })).body.budget;
+  const halt = (await call(r?.url ?? '', 'POST', '/v1/halts', r?.key, { scope: 'agent', agent_name: 'governed-bot', reason: 'cli test' })).body.halt;
+  try {
+    const agents = new Map<string, any>(json(await strathon('agents', 'list', '--json'), 'agents list --json').map((a: any) => [a.agent_name, a]));
+    const governed = agents.get('governed-bot');
+    const loose = agents.get('loose-bot');
+    const baseline = loose.policies_covering;
+    assert.deepEqual([governed.policies_covering, governed.has_approval_policy, governed.has_budget, governed.is_halted], [baseline + 1, true, true, true]);
+    // (loose-bot may have a budget: earlier tests leave project budgets in this project.)
+    assert.deepEqual([loose.has_approval_policy, loose.is_halted], [false, false]);
+    const table = ok(await strathon('agents', 'list'), 'agents list');
+    const row = table.split('\n').find((l) => l.includes('governed-bot')) ?? '';
+    assert.match(row, new RegExp(`│\\s*${baseline + 1}\\s*│`), `the Policies column counts the covering policies:\n${table}`);
+  } finally {
+    await call(r?.url ?? '', 'DELETE', `/v1/halts/${halt.id}`, r?.key);
+    await call(r?.url ?? '', 'DELETE', `/v1/budgets/${budget.id}`, r?.key);
+    await call(r?.url ?? '', 'DELETE', `/v1/policies/${policy.id}`, r?.key);
+  }
 });

@@ -1,6 +1,8 @@
 // Fixtures for the governance tests: a JSON client, OTLP spans with costs and tools, polling, and
 // a webhook channel whose outbox rows count the events a change emitted.
+import assert from 'node:assert/strict';
 import type pg from 'pg';
+import { makeKey, makeProject } from '../helpers.js';
 import { av, postSpans, spanId, traceId, type AnyValue, type SpanSpec } from '../api/otlp-json.js';
 
 export { av, postSpans, traceId, spanId };
@@ -16,6 +18,18 @@ export async function call(url: string, method: string, path: string, key: strin
   let parsed: unknown;
   try { parsed = text ? JSON.parse(text) : undefined; } catch { parsed = undefined; }
   return { status: res.status, body: parsed, text };
+}
+
+/** A fresh project with a `*` key, and a JSON client that asserts a 2xx answer and returns its body. */
+export async function freshProject(r: { url: string; pool: pg.Pool }) {
+  const id = await makeProject(r.pool);
+  const key = await makeKey(r.pool, ['*'], id);
+  const api = async (method: string, path: string, body?: unknown): Promise<any> => {
+    const res = await call(r.url, method, path, key, body);
+    assert.ok(res.status < 300, `${method} ${path} → ${res.status} ${res.text}`);
+    return res.body;
+  };
+  return { id, key, api };
 }
 
 export const nowNs = () => BigInt(Date.now()) * 1_000_000n;
