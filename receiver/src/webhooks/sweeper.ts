@@ -1,8 +1,11 @@
 // webhook_sweeper_task (SPEC §9, §11): claims due deliveries with FOR UPDATE SKIP LOCKED, POSTs
 // them and records the outcome. Claiming marks a row 'delivering' with a lease (next_attempt_at =
 // lease end) and counts the attempt, in its own short statement, so no transaction stays open
-// across HTTP and a replica that dies mid-attempt leaves rows another replica retries after the
-// lease. Outcomes are written only by the holder of the claim (fenced by the attempt number).
+// across HTTP. The claimer also holds a session advisory lock per claimed row until the outcome is
+// written: a replica that dies mid-attempt loses its connections and so its locks, and the next
+// sweep of any replica takes such orphaned claims back at once instead of after the lease (the lease
+// stays the fallback for a claimer that is alive but stuck). Outcomes are written only by the
+// holder of the claim (fenced by the attempt number).
 import { setMaxListeners } from 'node:events';
 import type pg from 'pg';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -61,6 +64,39 @@ type WebhookMetrics = ReturnType<typeof webhookMetrics>;
 
 // ---- statements ---------------------------------------------------------------------------------
 
+// Advisory locks (two-int4 form, so no clash with the one-bigint locks of the worker framework):
+// class CLAIM_LOCK_CLASS, object hashtext(delivery id). Held on the claiming session.
+const CLAIM_LOCK_CLASS = 5_770_001;
+const claimLockKey = (idSql: string) => `${CLAIM_LOCK_CLASS}, hashtext(${idSql}::text)`;
+
+// Claims whose claimer is gone (its session, and so its lock, ended): due now. SKIP LOCKED leaves a
+// claim being committed alone (its lock is taken before it commits).
+const RECOVER_ORPHANS_SQL = `
+WITH orphaned AS (
+  SELECT d.project_id, d.id
+  FROM core.webhook_deliveries d
+  WHERE d.status = 'delivering' AND d.next_attempt_at > now()
+    AND NOT EXISTS (
+      SELECT 1 FROM pg_locks l
+      WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND l.classid = ${CLAIM_LOCK_CLASS}::oid AND l.objid = hashtext(d.id::text)::oid AND l.objsubid = 2)
+  FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE core.webhook_deliveries d SET next_attempt_at = now()
+FROM orphaned o WHERE d.project_id = o.project_id AND d.id = o.id`;
+
+/**
+ * An outcome statement (an UPDATE whose $2 is the delivery id) that also releases the claim's lock,
+ * in the same round trip: the lock goes only after the UPDATE ran (it holds the row lock until its
+ * commit, so recovery cannot see the claim unlocked and still 'delivering'). `$n` says whether
+ * this session holds the lock. Answers { n: rows updated }.
+ */
+function releasingClaim(update: string, n: number): string {
+  return `WITH outcome AS (${update} RETURNING 1)
+SELECT o.n, CASE WHEN $${n}::boolean THEN pg_advisory_unlock(${claimLockKey('$2::uuid')}) END AS unlocked
+FROM (SELECT count(*)::int AS n FROM outcome) o`;
+}
+
 // Rows out of attempts: an abandoned final attempt (its lease ran out) or a budget lowered by config.
 const DEAD_LETTER_EXHAUSTED_SQL = `
 UPDATE core.webhook_deliveries
@@ -86,31 +122,31 @@ WHERE d.project_id = due.project_id AND d.id = due.id
   AND e.project_id = d.project_id AND e.id = d.event_id
 RETURNING d.project_id, d.id, d.channel_id, d.webhook_id, d.attempts, c.url, c.secret_enc,
   CASE WHEN c.previous_secret_expires_at > now() THEN c.previous_secret_enc END AS previous_secret_enc,
-  e.type, e.payload, e.created_at AS event_created_at`;
+  e.type, e.payload, e.created_at AS event_created_at, pg_try_advisory_lock(${claimLockKey('d.id')}) AS locked`;
 
 interface ClaimedRow {
   project_id: string; id: string; channel_id: string; webhook_id: string; attempts: number; url: string;
-  secret_enc: string; previous_secret_enc: string | null; type: string; payload: unknown; event_created_at: Date;
+  secret_enc: string; previous_secret_enc: string | null; type: string; payload: unknown; event_created_at: Date; locked: boolean;
 }
 
 // Each outcome is written only while this claim still holds (same status and attempt number).
-const SUCCEEDED_SQL = `
+const SUCCEEDED_SQL = releasingClaim(`
 UPDATE core.webhook_deliveries
 SET status = 'succeeded', delivered_at = now(), next_attempt_at = NULL, last_status_code = $4, last_error = NULL
-WHERE project_id = $1 AND id = $2 AND status = 'delivering' AND attempts = $3`;
+WHERE project_id = $1 AND id = $2 AND status = 'delivering' AND attempts = $3`, 5);
 
-const FAILED_SQL = `
+const FAILED_SQL = releasingClaim(`
 UPDATE core.webhook_deliveries
 SET status = CASE WHEN $6 THEN 'dead' ELSE 'pending' END,
     next_attempt_at = CASE WHEN $6 THEN NULL ELSE now() + make_interval(secs => $7) END,
     last_status_code = $4, last_error = $5
-WHERE project_id = $1 AND id = $2 AND status = 'delivering' AND attempts = $3`;
+WHERE project_id = $1 AND id = $2 AND status = 'delivering' AND attempts = $3`, 8);
 
 // Shutdown: the attempt was abandoned by us, not failed by the endpoint; give it back uncounted.
-const RELEASED_SQL = `
+const RELEASED_SQL = releasingClaim(`
 UPDATE core.webhook_deliveries
 SET status = 'pending', attempts = attempts - 1, next_attempt_at = now()
-WHERE project_id = $1 AND id = $2 AND status = 'delivering' AND attempts = $3`;
+WHERE project_id = $1 AND id = $2 AND status = 'delivering' AND attempts = $3`, 4);
 
 const DUE_COUNT_SQL = `
 SELECT count(*)::int AS n
@@ -124,14 +160,17 @@ export interface SweeperDeps { config: Pick<Config, 'env' | 'encryptionKey' | 'w
 
 type Outcome = 'succeeded' | 'failed' | 'dead' | 'released' | 'lost';
 
-export interface SweepResult { claimed: number; succeeded: number; failed: number; dead: number; released: number; due_after: number }
+export interface SweepResult { claimed: number; succeeded: number; failed: number; dead: number; released: number; recovered: number; due_after: number }
 
-/** One sweep on `client`: dead-letter the exhausted, then claim and send batches until none is due. */
+/** One sweep on `client`: take back orphaned claims, dead-letter the exhausted, then claim and send batches until none is due. */
 export async function sweepOnce(client: pg.PoolClient, deps: SweeperDeps, log: Logger, signal: AbortSignal, options: WebhookSweeperOptions = {}): Promise<SweepResult> {
   const o = { ...DEFAULTS, ...options };
   const metrics = webhookMetrics(deps.metrics.registry);
   const maxAttempts = deps.config.webhookMaxAttempts;
-  const result: SweepResult = { claimed: 0, succeeded: 0, failed: 0, dead: 0, released: 0, due_after: 0 };
+  const result: SweepResult = { claimed: 0, succeeded: 0, failed: 0, dead: 0, released: 0, recovered: 0, due_after: 0 };
+  const recovered = await client.query(RECOVER_ORPHANS_SQL);
+  result.recovered = recovered.rowCount ?? 0;
+  if (result.recovered) log.warn({ deliveries: result.recovered }, 'webhook deliveries taken back from a claimer that is gone (replica stopped mid-attempt?)');
   const dead = await client.query(DEAD_LETTER_EXHAUSTED_SQL, [maxAttempts]);
   if (dead.rowCount) log.warn({ deliveries: dead.rowCount }, 'webhook deliveries dead-lettered: attempts exhausted');
 
@@ -151,6 +190,10 @@ export async function sweepOnce(client: pg.PoolClient, deps: SweeperDeps, log: L
   signal.addEventListener('abort', onStop, { once: true });
   if (signal.aborted) stop.abort();
   const query = serialized(client);
+  // Claims and outcomes need not wait for their WAL flush: one lost in a Postgres crash only means
+  // the delivery is sent again, under the same webhook-id (at-least-once, as after any crash). The
+  // events themselves are committed synchronously by the changes that write them.
+  await client.query('SET synchronous_commit = off');
   try {
     while (!stop.signal.aborted && Date.now() - started < o.tickBudgetMs) {
       const claimed = (await query<ClaimedRow>(CLAIM_SQL, [o.batchSize, maxAttempts, leaseSeconds])).rows;
@@ -161,6 +204,7 @@ export async function sweepOnce(client: pg.PoolClient, deps: SweeperDeps, log: L
     }
   } finally {
     signal.removeEventListener('abort', onStop);
+    await client.query('RESET synchronous_commit').catch(() => undefined); // a broken connection is dropped anyway
   }
   result.due_after = (await client.query<{ n: number }>(DUE_COUNT_SQL)).rows[0]?.n ?? 0;
   metrics.queueDue.set(result.due_after);
@@ -214,26 +258,26 @@ async function deliverClaimed(query: Query, row: ClaimedRow, c: DeliverContext):
   }
 
   if (result.aborted) {
-    await query(RELEASED_SQL, keys);
+    await query(RELEASED_SQL, [...keys, row.locked]);
     return 'released';
   }
   c.metrics.duration.observe(result.durationMs / 1000);
   if (result.ok) {
-    const r = await query(SUCCEEDED_SQL, [...keys, result.statusCode]);
+    const r = await query<{ n: number }>(SUCCEEDED_SQL, [...keys, result.statusCode, row.locked]);
     c.metrics.deliveries.inc({ outcome: 'succeeded' });
     c.log.debug({ ...where, status_code: result.statusCode, duration_ms: Math.round(result.durationMs) }, 'webhook delivered');
-    return r.rowCount ? 'succeeded' : 'lost';
+    return r.rows[0]?.n ? 'succeeded' : 'lost';
   }
   const exhausted = row.attempts >= c.maxAttempts;
   const delay = exhausted ? 0 : backoffMs(row.attempts, c.o.backoffBaseMs, c.o.backoffCapMs);
-  const r = await query(FAILED_SQL, [...keys, result.statusCode, result.error, exhausted, delay / 1000]);
+  const r = await query<{ n: number }>(FAILED_SQL, [...keys, result.statusCode, result.error, exhausted, delay / 1000, row.locked]);
   c.metrics.deliveries.inc({ outcome: exhausted ? 'dead' : 'failed' });
   if (exhausted) {
     c.log.warn({ ...where, status_code: result.statusCode, err: result.error }, 'webhook delivery dead-lettered after its last attempt');
   } else {
     c.log.info({ ...where, status_code: result.statusCode, err: result.error, retry_in_ms: delay }, 'webhook delivery attempt failed');
   }
-  if (!r.rowCount) return 'lost';
+  if (!r.rows[0]?.n) return 'lost';
   return exhausted ? 'dead' : 'failed';
 }
 

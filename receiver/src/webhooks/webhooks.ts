@@ -4,7 +4,7 @@
 //                  transaction, and NOTIFY strathon_webhooks (sent at commit)
 //   channels.ts    channels of a project: create (secret once), update, delete, rotate, test
 //   deliveries.ts  a channel's deliveries; re-queue a dead one; purge old delivered ones
-//   sweeper.ts     webhook_sweeper_task: claim (SKIP LOCKED, leased), send, back off, dead-letter
+//   sweeper.ts     webhook_sweeper_task: claim (SKIP LOCKED, leased + advisory lock), send, back off, dead-letter
 //   wakeups.ts     LISTEN strathon_webhooks: a sweeper tick at once on every committed event
 //   deliver.ts     one HTTP attempt: pinned address, deadline, no redirects, bounded read
 //   signing.ts     whsec_ secrets, Standard Webhooks signatures, sealing under the encryption key

@@ -3,7 +3,9 @@
 // rotation both secrets sign.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, createChannel, deliveryRows, endpoint, verifySignatures, waitFor, webhookReceiver } from './support.js';
+import { EVENT_TYPES, emitEvent } from '../../src/webhooks/outbox.js';
+import { DEFAULT_PROJECT_ID } from '../helpers.js';
+import { api, createChannel, deliveryRows, endpoint, sleep, verifySignatures, waitFor, webhookReceiver } from './support.js';
 
 const MAX_ATTEMPTS = 3;
 const r = await webhookReceiver({ STRATHON_WEBHOOK_MAX_ATTEMPTS: String(MAX_ATTEMPTS) }, {
@@ -144,6 +146,29 @@ test('rotate-secret: new secret revealed once; deliveries carry two signatures a
   const later = await waitFor('delivery after expiry', () => hook.at('/rotated')[1]);
   assert.equal(String(later.headers['webhook-signature']).split(' ').length, 1);
   assert.deepEqual(verifySignatures([newSecret, oldSecret], later.headers, later.body), [true, false]);
+});
+
+test('every SPEC §9 event type arrives once, signed so that standardwebhooks verifies it', async () => {
+  const { id, secret } = await createChannel(r, hook.url('/all'), { events: [...EVENT_TYPES] });
+  // Real API changes where the REST API makes them (halt created and cleared, webhook.test); the
+  // other types through the outbox entry point their changes use, each in its own transaction.
+  const halt = await api(r.url, 'POST', '/v1/halts', r.key, { scope: 'agent', agent_name: 'webhook-types-bot', reason: 'every event type' });
+  assert.equal(halt.status, 201, halt.text);
+  assert.equal((await api(r.url, 'DELETE', `/v1/halts/${halt.body.id}`, r.key)).status, 200);
+  assert.equal((await api(r.url, 'POST', `/v1/notification-channels/${id}/test`, r.key, {})).status, 202);
+  const direct = EVENT_TYPES.filter((t) => !['halt.created', 'halt.cleared', 'webhook.test'].includes(t));
+  for (const type of direct) await emitEvent(r.pool, { projectId: DEFAULT_PROJECT_ID, type, data: { probe: type } });
+
+  await waitFor('one delivery per event type', () => hook.at('/all').length >= EVENT_TYPES.length);
+  await sleep(200); // a second copy of any of them would arrive now
+  const calls = hook.at('/all');
+  const types = calls.map((c) => JSON.parse(c.body).type as string);
+  assert.deepEqual([...types].sort(), [...EVENT_TYPES].sort(), 'each type exactly once');
+  assert.equal(new Set(calls.map((c) => c.headers['webhook-id'])).size, EVENT_TYPES.length);
+  for (const c of calls) assert.deepEqual(verifySignatures([secret], c.headers, c.body), [true], `${JSON.parse(c.body).type} verifies`);
+  const created = JSON.parse(calls.find((c) => JSON.parse(c.body).type === 'halt.created')?.body ?? '{}');
+  assert.equal(String(created.data.halt.id), String(halt.body.id));
+  await waitFor('all succeeded', async () => (await deliveryRows(r.pool, id)).filter((d) => d.status === 'succeeded').length === EVENT_TYPES.length);
 });
 
 test('metrics: deliveries by outcome, attempt durations and the due gauge are exported', async () => {
