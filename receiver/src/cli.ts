@@ -17,7 +17,7 @@ import { cliCreateUser, cliResetPassword } from './auth/accounts.js';
 import type { AuditHook, AuthActor } from './auth/events.js';
 import { PasswordHasher } from './auth/passwords.js';
 import { ROLES, type Role } from './auth/principal.js';
-import { appendAudit, auditKeys, auditedProjects, verifyChain } from './audit/audit.js';
+import { appendAudit, auditKeys, auditedProjects, verifyChainAndReport } from './audit/audit.js';
 import { HttpError } from './errors.js';
 import { VERSION } from './version.js';
 
@@ -169,7 +169,7 @@ async function main() {
       const { actor, audit } = cliAudit(config);
       let allValid = true;
       for (const projectId of projects) {
-        const v = await verifyChain(pool, projectId, keys);
+        const v = await verifyChainAndReport(pool, projectId, keys, 'cli');
         allValid &&= v.valid;
         process.stdout.write(`${JSON.stringify({ project_id: projectId, ...v })}\n`);
         // The verification is itself an audited admin action (appended after the check).

@@ -7,6 +7,7 @@ import { createApiKey, DEFAULT_KEY_SCOPES, generateKey, hashKey } from '../auth/
 import { principalDisplay } from '../auth/principal.js';
 import { inTransaction, recordChange, type AccessDeps, type ChangeContext, type Tx } from './change.js';
 import { assertCanGrantScopes } from './grants.js';
+import { emitEvent } from '../webhooks/outbox.js';
 
 export const DEFAULT_GRACE_SECONDS = 259_200; // 72 h, as Strathon
 export const MAX_GRACE_SECONDS = 30 * 86_400;
@@ -20,6 +21,14 @@ export interface ApiKeyRow {
 export interface NewKeyInput { name: string; scopes?: string[]; expiresAt?: Date | null; allowedIps?: string[] | null }
 
 type Queryable = Pick<Tx, 'query'>;
+
+/** The key as webhook events describe it (SPEC §9): never the secret or its hash. */
+const keyEventData = (k: ApiKeyRow) => ({
+  api_key: {
+    id: k.id, name: k.name, key_prefix: k.key_prefix, scopes: k.scopes, created_at: k.created_at.toISOString(),
+    expires_at: k.expires_at?.toISOString() ?? null, revoked_at: k.revoked_at?.toISOString() ?? null, rotated_from_id: k.rotated_from_id,
+  },
+});
 
 const COLUMNS = `id, project_id, name, key_prefix, scopes, created_at, last_used_at, revoked_at, deprecated_at,
   expires_at, rotated_from_id, allowed_ips::text[] AS allowed_ips`;
@@ -109,6 +118,7 @@ export async function createKey(deps: AccessDeps, change: ChangeContext, input: 
       name: input.name, scopes, expiresAt: input.expiresAt ?? null, allowedIps: input.allowedIps ?? null,
       createdBy: principalDisplay(change.principal), rotatedFromId: null,
     });
+    await emitEvent(tx, { projectId, type: 'api_key.created', data: keyEventData(row) });
     await recordChange(tx, deps, change, {
       projectId, action: 'api_key.create', resource: { type: 'api_key', id: row.id },
       details: { name: row.name, key_prefix: row.key_prefix, scopes: row.scopes, expires_at: row.expires_at?.toISOString() ?? null, allowed_ips: row.allowed_ips },
@@ -139,6 +149,7 @@ export async function rotateKey(
       createdBy: principalDisplay(change.principal), rotatedFromId: old.id,
     });
     const retired = await retireKey(tx, projectId, old.id, graceSeconds);
+    await emitEvent(tx, { projectId, type: 'api_key.created', data: keyEventData(row) });
     await recordChange(tx, deps, change, {
       projectId, action: 'api_key.rotate', resource: { type: 'api_key', id: old.id },
       details: {
@@ -160,6 +171,7 @@ export async function revokeKey(deps: AccessDeps, change: ChangeContext, keyId: 
       throw new NotFound('API key not found');
     }
     await revokeRefreshTokensOf(tx, projectId, keyId);
+    await emitEvent(tx, { projectId, type: 'api_key.revoked', data: keyEventData(row) });
     await recordChange(tx, deps, change, {
       projectId, action: 'api_key.revoke', resource: { type: 'api_key', id: row.id },
       details: { name: row.name, key_prefix: row.key_prefix },

@@ -5,7 +5,7 @@ import { Unprocessable } from '../errors.js';
 import { clientIp } from '../auth/client-ip.js';
 import {
   auditActorFromPrincipal, auditAnchorsChunk, auditAppendsCounter, auditEventsChunk, auditKeys, complianceReport, complianceSarif,
-  gatherComplianceFacts, listAuditEvents, verifyChain, type AuditActor, type AuditAnchorRow, type AuditEventRow, type AuditFilters,
+  gatherComplianceFacts, listAuditEvents, verifyChainAndReport, type AuditActor, type AuditAnchorRow, type AuditEventRow, type AuditFilters,
 } from '../audit/audit.js';
 import { principalOf } from './app.js';
 import { scope, type Route } from './routes.js';
@@ -190,7 +190,7 @@ export function auditRoutes(ctx: ReceiverContext): Route[] {
 
   const verify = async (_req: Request, res: Response) => {
     const { projectId } = principalOf(res);
-    res.json(await verifyChain(ctx.pool, projectId, auditKeys(ctx.config).verifying));
+    res.json(await verifyChainAndReport(ctx.pool, projectId, auditKeys(ctx.config).verifying, 'api'));
   };
 
   const exportCompliance = async (req: Request, res: Response) => {
@@ -223,7 +223,7 @@ export function auditRoutes(ctx: ReceiverContext): Route[] {
 async function streamNdjson(ctx: ReceiverContext, projectId: string, range: Pick<AuditFilters, 'sinceNs' | 'untilNs'>, res: Response): Promise<void> {
   // Verify first: an error here can still be a proper HTTP error, and the last line reports the
   // chain as it was when the export began.
-  const verification = await verifyChain(ctx.pool, projectId, auditKeys(ctx.config).verifying);
+  const verification = await verifyChainAndReport(ctx.pool, projectId, auditKeys(ctx.config).verifying, 'export');
   res.status(200).type('application/x-ndjson');
   let after = 0n;
   for (;;) {

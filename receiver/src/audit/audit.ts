@@ -2,12 +2,13 @@
 //
 //   appendAudit(db, event, ctx)        one row on the project's HMAC chain, inside the caller's
 //                                      transaction or its own (append.ts; canonical form: canonical.ts)
-//   verifyChain(pool, project, keys)   recompute a chain, report the first bad sequence (verify.ts)
+//   verifyChain(pool, project, keys)   recompute a chain, report the first bad sequence (verify.ts);
+//                                      verifyChainAndReport also emits audit.verification_failed
 //   runAuditMaintenance(ctx)           one tick of audit_partition_task: partitions + anchors (worker.ts)
 //   listAuditEvents / auditEventsChunk the read side for the API and the export (events.ts)
 //   complianceReport / complianceSarif the EU AI Act evidence report (compliance.ts)
 export { appendAudit, auditAppendsCounter, normalizeIp, type AuditEventInput, type AppendedAudit, type AuditDeps } from './append.js';
-export { verifyChain, auditedProjects, type ChainVerification } from './verify.js';
+export { verifyChain, verifyChainAndReport, auditedProjects, type ChainVerification } from './verify.js';
 export { auditKeys, type AuditKeys } from './keys.js';
 export { auditActorFromPrincipal, systemActor, cliActor, type AuditActor } from './actor.js';
 export { ensureAuditPartitions, writeAnchors, dropAuditPartition } from './maintenance.js';

@@ -8,7 +8,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/db.js';
 import { anchorSummary, countAuditEvents, type AnchorSummary, type AuditFilters } from './events.js';
 import { auditKeys } from './keys.js';
-import { verifyChain, type ChainVerification } from './verify.js';
+import { verifyChainAndReport, type ChainVerification } from './verify.js';
 
 /** Article 19(1): logs kept at least six months. */
 export const MIN_RETENTION_DAYS = 180;
@@ -48,7 +48,7 @@ export async function gatherComplianceFacts(deps: ComplianceDeps, projectId: str
   const { db, config } = deps;
   const [auditEvents, verification, anchors, project, traffic] = await Promise.all([
     countAuditEvents(db, projectId, range),
-    verifyChain(deps.pool, projectId, auditKeys(config).verifying),
+    verifyChainAndReport(deps.pool, projectId, auditKeys(config).verifying, 'export'),
     anchorSummary(db, projectId),
     db.selectFrom('core.projects').select('retention_days').where('id', '=', projectId).executeTakeFirst(),
     (() => {

@@ -12,6 +12,7 @@
 // Only the latest anchor and the latest prune anchor are checked (their HMACs too): together with
 // the head they pin the tail; every row before them is pinned by the chain itself.
 import type pg from 'pg';
+import { emitEvent } from '../webhooks/outbox.js';
 import {
   anchorHmac, GENESIS_HASH, PG_CANONICAL_TIME, rowHash, sameBytes,
   type ActorType, type AnchorKind, type CanonicalRow, type JsonObject, type Outcome,
@@ -165,6 +166,23 @@ export async function verifyChain(pool: pg.Pool, projectId: string, keys: Readon
   } finally {
     client.release(broken);
   }
+}
+
+/**
+ * verifyChain, and when the chain is broken the `audit.verification_failed` webhook event (SPEC §9),
+ * so an operator hears of tampering wherever the check ran (`via`: the API, the CLI, an export).
+ */
+export async function verifyChainAndReport(
+  pool: pg.Pool, projectId: string, keys: ReadonlyMap<number, Buffer>, via: 'api' | 'cli' | 'export',
+): Promise<ChainVerification> {
+  const v = await verifyChain(pool, projectId, keys);
+  if (!v.valid) {
+    await emitEvent(pool, {
+      projectId, type: 'audit.verification_failed',
+      data: { project_id: projectId, checked: v.checked, first_bad_sequence: v.first_bad_sequence, reason: v.reason, via },
+    });
+  }
+  return v;
 }
 
 /** Every project that has an audit chain (for `strathon-admin audit-verify` without --project). */

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EVENT_TYPES, emitEvent } from '../../src/webhooks/outbox.js';
 import { DEFAULT_PROJECT_ID } from '../helpers.js';
+import { tamper } from '../audit/support.js';
 import { api, createChannel, deliveryRows, endpoint, sleep, verifySignatures, waitFor, webhookReceiver } from './support.js';
 
 const MAX_ATTEMPTS = 3;
@@ -150,13 +151,22 @@ test('rotate-secret: new secret revealed once; deliveries carry two signatures a
 
 test('every SPEC §9 event type arrives once, signed so that standardwebhooks verifies it', async () => {
   const { id, secret } = await createChannel(r, hook.url('/all'), { events: [...EVENT_TYPES] });
-  // Real API changes where the REST API makes them (halt created and cleared, webhook.test); the
-  // other types through the outbox entry point their changes use, each in its own transaction.
+  // Real API changes where the REST API makes them: halt created and cleared, a key created and
+  // revoked, webhook.test, and a tampered audit chain found by GET /v1/audit/verify. The rest (their
+  // changes come from workers and the SDK) through the outbox entry point those changes use.
   const halt = await api(r.url, 'POST', '/v1/halts', r.key, { scope: 'agent', agent_name: 'webhook-types-bot', reason: 'every event type' });
   assert.equal(halt.status, 201, halt.text);
   assert.equal((await api(r.url, 'DELETE', `/v1/halts/${halt.body.id}`, r.key)).status, 200);
   assert.equal((await api(r.url, 'POST', `/v1/notification-channels/${id}/test`, r.key, {})).status, 202);
-  const direct = EVENT_TYPES.filter((t) => !['halt.created', 'halt.cleared', 'webhook.test'].includes(t));
+  const key = await api(r.url, 'POST', '/v1/api_keys', r.key, { name: 'webhook-types-key', scopes: ['traces:read'] });
+  assert.equal(key.status, 201, key.text);
+  assert.equal((await api(r.url, 'DELETE', `/v1/api_keys/${key.body.id}`, r.key)).status, 204);
+  const first = await r.pool.query<{ sequence_no: string }>('SELECT min(sequence_no) AS sequence_no FROM audit.events WHERE project_id = $1', [DEFAULT_PROJECT_ID]);
+  await tamper(r.pool, [[`UPDATE audit.events SET details = details || '{"tampered": true}' WHERE project_id = $1 AND sequence_no = $2`, [DEFAULT_PROJECT_ID, first.rows[0]?.sequence_no]]]);
+  const verification = await api(r.url, 'GET', '/v1/audit/verify', r.key);
+  assert.equal(verification.body.valid, false, verification.text);
+  const viaApi = ['halt.created', 'halt.cleared', 'webhook.test', 'api_key.created', 'api_key.revoked', 'audit.verification_failed'];
+  const direct = EVENT_TYPES.filter((t) => !viaApi.includes(t));
   for (const type of direct) await emitEvent(r.pool, { projectId: DEFAULT_PROJECT_ID, type, data: { probe: type } });
 
   await waitFor('one delivery per event type', () => hook.at('/all').length >= EVENT_TYPES.length);
@@ -166,8 +176,17 @@ test('every SPEC §9 event type arrives once, signed so that standardwebhooks ve
   assert.deepEqual([...types].sort(), [...EVENT_TYPES].sort(), 'each type exactly once');
   assert.equal(new Set(calls.map((c) => c.headers['webhook-id'])).size, EVENT_TYPES.length);
   for (const c of calls) assert.deepEqual(verifySignatures([secret], c.headers, c.body), [true], `${JSON.parse(c.body).type} verifies`);
-  const created = JSON.parse(calls.find((c) => JSON.parse(c.body).type === 'halt.created')?.body ?? '{}');
-  assert.equal(String(created.data.halt.id), String(halt.body.id));
+  const payload = (type: string) => JSON.parse(calls.find((c) => JSON.parse(c.body).type === type)?.body ?? '{}');
+  assert.equal(String(payload('halt.created').data.halt.id), String(halt.body.id));
+  for (const type of ['api_key.created', 'api_key.revoked']) {
+    const k = payload(type).data.api_key;
+    assert.equal(k.id, key.body.id, type);
+    assert.equal(k.key_prefix, key.body.key_prefix, type);
+    assert.ok(!JSON.stringify(payload(type)).includes(key.body.key), `${type} never carries the key`);
+  }
+  assert.ok(payload('api_key.revoked').data.api_key.revoked_at);
+  assert.equal(payload('audit.verification_failed').data.first_bad_sequence, verification.body.first_bad_sequence);
+  assert.equal(payload('audit.verification_failed').data.via, 'api');
   await waitFor('all succeeded', async () => (await deliveryRows(r.pool, id)).filter((d) => d.status === 'succeeded').length === EVENT_TYPES.length);
 });
 
