@@ -182,3 +182,35 @@ test('unknown pages are 404, wrong methods 405, /health answers for the containe
   const big = await c.post('/login', { csrf: 'x', pad: 'y'.repeat(70_000) });
   assert.equal(big.status, 413);
 });
+
+test('trace detail: each distinct resource is shown once, and every span names its resource', async () => {
+  const traceId = 'ab'.repeat(16);
+  const resA = { 'service.name': 'svc-a', 'host.name': 'host-<1>' };
+  const resB = { 'service.name': 'svc-b', 'host.name': 'host-2' };
+  const apiSpan = (id: string, parent: string | null, attrs: Record<string, unknown>, startMs: number) => ({
+    ...span(id, parent, startMs, startMs + 10), span_id: id, trace_id: traceId, kind: 'INTERNAL', start_time: new Date(1_700_000_000_000 + startMs).toISOString(),
+    end_time: new Date(1_700_000_000_010 + startMs).toISOString(), duration_ms: 10, status_code: 'OK', status_message: null, service_name: String(attrs['service.name']),
+    agent_name: null, tool_name: null, request_model: null, is_llm: false, is_tool: false, input_tokens: null, output_tokens: null, cost_usd: '0',
+    attributes: { step: id }, resource: { attributes: attrs }, scope: { name: 'unit', version: null }, events: [], links: [],
+  });
+  answers.set(`GET /v1/traces/${traceId}`, {
+    status: 200,
+    body: {
+      trace: { trace_id: traceId, start_time: new Date(1_700_000_000_000).toISOString(), end_time: new Date(1_700_000_000_040).toISOString(), duration_ms: 40, agent_name: null, root_name: 'root', service_name: 'svc-a', span_count: 3, error_count: 0, status: 'ok', input_tokens: 0, output_tokens: 0, total_cost_usd: '0' },
+      spans: [apiSpan('1111111111111111', null, resA, 0), apiSpan('2222222222222222', '1111111111111111', resB, 5), apiSpan('3333333333333333', '1111111111111111', { ...resA }, 20)],
+    },
+  });
+  try {
+    const res = await signedIn().get(`/traces/${traceId}`);
+    assert.equal(res.status, 200);
+    const resources = res.text.slice(res.text.indexOf('<h2 id="h-resources">'));
+    assert.equal(resources.match(/<table class="kv"><caption>Resource \d attributes<\/caption>/g)?.length, 2, 'two distinct resources, each once');
+    assert.match(resources, /id="resource-1"><table class="kv"><caption>Resource 1 attributes<\/caption><tbody><tr><td><code>host\.name<\/code><\/td><td>host-&lt;1&gt;<\/td>/);
+    assert.match(resources, /id="resource-2">[^]*svc-b/);
+    assert.equal(res.text.match(/host-&lt;1&gt;/g)?.length, 1, 'resource attributes are not repeated per span');
+    const resourceOf = (id: string) => new RegExp(`<details class="span" id="span-${id}">[^]*?Resource: <a href="#resource-(\\d)">`).exec(res.text)?.[1];
+    assert.deepEqual(['1111111111111111', '2222222222222222', '3333333333333333'].map(resourceOf), ['1', '2', '1']);
+  } finally {
+    answers.delete(`GET /v1/traces/${traceId}`);
+  }
+});

@@ -10,16 +10,22 @@ export class Html {
 }
 
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const SPECIAL = /[&<>"']/;
 
+/** Most values (ids, names, numbers) need no escaping: test first, replace only then (a big trace has ~50k values). */
 export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ENTITIES[c] as string);
+  return SPECIAL.test(s) ? s.replace(/[&<>"']/g, (c) => ENTITIES[c] as string) : s;
 }
 
 export type Renderable = Html | string | number | bigint | boolean | null | undefined | Renderable[];
 
 function render(v: Renderable): string {
   if (v instanceof Html) return v.value;
-  if (Array.isArray(v)) return v.map(render).join('');
+  if (Array.isArray(v)) {
+    let out = '';
+    for (const x of v) out += render(x);
+    return out;
+  }
   if (v === null || v === undefined || v === false) return '';
   return escapeHtml(String(v));
 }

@@ -66,7 +66,7 @@ function waterfallTable(rows: WaterfallRow<ApiSpan>[], totalMs: number, trace: T
 </table>`;
 }
 
-function spanDetails(s: ApiSpan): Html {
+function spanDetails(s: ApiSpan, resource: number): Html {
   return html`<details class="span" id="span-${s.span_id}">
 <summary>${s.name}${badges(s)} <span class="muted">${fmtDuration(s.duration_ms)}</span></summary>
 <dl class="facts">
@@ -83,8 +83,31 @@ ${s.scope?.name ? html`<dt>Scope</dt><dd>${s.scope.name}${s.scope.version ? ` ${
 ${kvTable('Attributes', s.attributes)}
 ${s.events?.length ? html`<h3>Events</h3><ol>${s.events.map((e) => html`<li><strong>${e.name}</strong> at ${fmtTime(e.time)}${kvTable(`Attributes of ${e.name}`, e.attributes)}</li>`)}</ol>` : html`<p class="muted">Events: none.</p>`}
 ${s.links?.length ? html`<h3>Links</h3><ul>${s.links.map((l) => html`<li><a href="/traces/${l.trace_id}#span-${l.span_id}">trace <code>${l.trace_id}</code> span <code>${l.span_id}</code></a>${kvTable('Link attributes', l.attributes)}</li>`)}</ul>` : html`<p class="muted">Links: none.</p>`}
-${kvTable('Resource attributes', s.resource?.attributes)}
+<p>Resource: <a href="#resource-${resource}">resource ${resource}</a></p>
 </details>`;
+}
+
+/**
+ * The trace's distinct resources (usually one per service and process), each shown once on the
+ * page and referred to by number from its spans: repeating them per span made a 1,000-span
+ * page several MB of identical tables.
+ */
+function distinctResources(spans: ApiSpan[]): { list: Record<string, unknown>[]; numberOf: Map<string, number> } {
+  const byKey = new Map<string, number>();
+  const list: Record<string, unknown>[] = [];
+  const numberOf = new Map<string, number>();
+  for (const s of spans) {
+    const attrs = s.resource?.attributes ?? {};
+    const key = JSON.stringify(attrs);
+    let n = byKey.get(key);
+    if (n === undefined) {
+      list.push(attrs);
+      n = list.length;
+      byKey.set(key, n);
+    }
+    numberOf.set(s.span_id, n);
+  }
+  return { list, numberOf };
 }
 
 export const tracePage: UserHandler = async (ctx, app, s) => {
@@ -104,6 +127,7 @@ export const tracePage: UserHandler = async (ctx, app, s) => {
   }
   const t = data.trace;
   const { rows, totalMs } = waterfall(data.spans);
+  const resources = distinctResources(data.spans);
   const body = html`<p><a href="/traces">« All traces</a></p>
 <dl class="facts panel">
 <dt>Trace id</dt><dd><code>${t.trace_id}</code></dd>
@@ -116,7 +140,8 @@ ${t.models?.length ? html`<dt>Models</dt><dd>${t.models.join(', ')}</dd>` : ''}
 </dl>
 ${data.truncated ? notice('info', `This trace is large: only its first ${fmtInt(data.spans.length)} spans (in start order) are shown.`) : ''}
 <section aria-labelledby="h-wf"><h2 id="h-wf">Waterfall</h2><div class="panel">${waterfallTable(rows, totalMs, t)}</div></section>
-<section aria-labelledby="h-spans"><h2 id="h-spans">Span details</h2>${rows.slice(0, MAX_DETAILS).map((r) => spanDetails(r.span))}
-${rows.length > MAX_DETAILS ? notice('info', `Details are shown for the first ${fmtInt(MAX_DETAILS)} spans of the waterfall; the others are in the API (GET /v1/spans?trace_id=${t.trace_id}).`) : ''}</section>`;
+<section aria-labelledby="h-spans"><h2 id="h-spans">Span details</h2>${rows.slice(0, MAX_DETAILS).map((r) => spanDetails(r.span, resources.numberOf.get(r.span.span_id) ?? 1))}
+${rows.length > MAX_DETAILS ? notice('info', `Details are shown for the first ${fmtInt(MAX_DETAILS)} spans of the waterfall; the others are in the API (GET /v1/spans?trace_id=${t.trace_id}).`) : ''}</section>
+<section aria-labelledby="h-resources"><h2 id="h-resources">Resources</h2>${resources.list.map((attrs, i) => html`<div class="panel" id="resource-${i + 1}">${kvTable(`Resource ${i + 1} attributes`, attrs)}</div>`)}</section>`;
   sendHtml(ctx, 200, page(s, { title: `Trace ${t.root_name ?? t.trace_id}`, active: 'traces', body }));
 };
