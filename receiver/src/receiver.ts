@@ -24,6 +24,7 @@ import { Unavailable } from './errors.js';
 import type { ReceiverContext } from './context.js';
 import { startGrpcServer, type GrpcServer } from './ingest/grpc.js';
 import { queryRoutes } from './api/query.js';
+import { workerRoutes } from './api/workers.js';
 import { authRoutes } from './api/auth.js';
 import { apiKeyRoutes } from './api/keys.js';
 import { projectRoutes } from './api/projects.js';
@@ -114,7 +115,7 @@ export async function startReceiver(config: Config, log: Logger, opts: { workers
         handler: otlpTracesHandler({ ingest, keys, limiter, maxBodyBytes: config.maxBodyBytes, log, clientIp: (req: Request) => clientIp(req, config.trustedProxies), schemaGate }),
       },
     ];
-    routes.push(...queryRoutes(ctx), ...authRoutes(ctx), ...apiKeyRoutes(ctx), ...projectRoutes(ctx), ...webhookRoutes(ctx), ...auditRoutes(ctx), ...governanceRoutes(ctx));
+    routes.push(...queryRoutes(ctx), ...authRoutes(ctx), ...apiKeyRoutes(ctx), ...projectRoutes(ctx), ...webhookRoutes(ctx), ...auditRoutes(ctx), ...governanceRoutes(ctx), ...workerRoutes(ctx, workers));
     const app = buildApp(routes, { log, metrics, auth: ctx.auth, limiter, clientIp: (req: Request) => clientIp(req, config.trustedProxies) });
     const server = http.createServer({ requestTimeout: 60_000, headersTimeout: 20_000, keepAliveTimeout: 65_000 }, app);
     await new Promise<void>((resolve, reject) => {

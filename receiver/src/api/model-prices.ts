@@ -4,6 +4,7 @@ import type { ReceiverContext } from '../context.js';
 import { Unprocessable } from '../errors.js';
 import { effectivePrices, upsertProjectPrice, type PriceRow } from '../query/model-prices.js';
 import { principalOf } from './app.js';
+import { accessDeps, changeContext } from './keys.js';
 import { scope, type Route } from './routes.js';
 import { money } from './serialize.js';
 
@@ -60,7 +61,7 @@ export function modelPriceRoutes(ctx: ReceiverContext): Route[] {
     const b = body as Record<string, unknown>;
     const input = parsePrice(b.input_usd_per_million, 'input_usd_per_million');
     const output = parsePrice(b.output_usd_per_million, 'output_usd_per_million');
-    const row = await upsertProjectPrice(ctx.db, projectId, model, input, output);
+    const row = await upsertProjectPrice(accessDeps(ctx), changeContext(ctx, req, res), model, input, output);
     // This replica prices the next span with the new value at once; others within the cache TTL.
     ctx.ingest.prices.invalidate(projectId);
     res.json(priceJson(row));

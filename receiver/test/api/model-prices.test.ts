@@ -60,6 +60,12 @@ test('PUT overrides a price for this project only and the next span is priced wi
   const again = (await getJson(r.url, r.key, '/v1/model_prices')).body.data.filter((p: any) => p.model === 'gpt-4o');
   assert.deepEqual([again.length, again[0].input_usd_per_million, again[0].output_usd_per_million], [1, '0.000001', '0']);
 
+  // Each PUT is audited with the price it replaced.
+  const audited = await r.pool.query<{ action: string; resource_id: string; details: any }>(
+    `SELECT action, resource_id, details FROM audit.events WHERE action = 'model_price.update' ORDER BY sequence_no`);
+  assert.deepEqual(audited.rows.map((a) => [a.resource_id, a.details.input_usd_per_million, a.details.previous?.input_usd_per_million ?? null]),
+    [['gpt-4o', '5', null], ['gpt-4o', '0.000001', '5']]);
+
   // A new model (names are case-insensitive, stored lowercase) is priced at ingest too.
   const created = await put(writer, 'Acme/Model-X', { input_usd_per_million: 100, output_usd_per_million: 1000 });
   assert.equal(created.status, 200);
