@@ -55,6 +55,12 @@ export function webhookMetrics(registry: Registry) {
     duration: get('strathon_webhook_delivery_duration_seconds', () => new Histogram({
       name: 'strathon_webhook_delivery_duration_seconds', help: 'Duration of webhook delivery attempts', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers,
     })),
+    // From the change that caused the event (its commit time in Postgres) to the receiver's 2xx,
+    // retries included: what a subscriber experiences.
+    latency: get('strathon_webhook_event_to_delivery_seconds', () => new Histogram({
+      name: 'strathon_webhook_event_to_delivery_seconds', help: 'Time from an event being recorded to its successful delivery, retries included',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 120, 600, 3600], registers,
+    })),
     queueDue: get('strathon_webhook_queue_due', () => new Gauge({
       name: 'strathon_webhook_queue_due', help: 'Webhook deliveries due now (as of the last sweep of this replica)', registers,
     })),
@@ -265,6 +271,7 @@ async function deliverClaimed(query: Query, row: ClaimedRow, c: DeliverContext):
   if (result.ok) {
     const r = await query<{ n: number }>(SUCCEEDED_SQL, [...keys, result.statusCode, row.locked]);
     c.metrics.deliveries.inc({ outcome: 'succeeded' });
+    c.metrics.latency.observe(Math.max(0, Date.now() - row.event_created_at.getTime()) / 1000);
     c.log.debug({ ...where, status_code: result.statusCode, duration_ms: Math.round(result.durationMs) }, 'webhook delivered');
     return r.rows[0]?.n ? 'succeeded' : 'lost';
   }

@@ -195,6 +195,7 @@ test('metrics: deliveries by outcome, attempt durations and the due gauge are ex
   assert.match(text, /^strathon_webhook_deliveries_total\{outcome="succeeded"\} [1-9]/m);
   assert.match(text, /^strathon_webhook_deliveries_total\{outcome="failed"\} [1-9]/m);
   assert.match(text, /^strathon_webhook_delivery_duration_seconds_count [1-9]/m);
+  assert.match(text, /^strathon_webhook_event_to_delivery_seconds_count [1-9]/m);
   assert.match(text, /^# TYPE strathon_webhook_queue_due gauge$/m);
   assert.match(text, /^strathon_webhook_queue_due \d+$/m);
   // The failed attempts were logged for operators, without the URL or any secret.
