@@ -20,7 +20,7 @@ export interface Budget {
 export const listHalts = (app: App, s: Session, all: boolean) =>
   app.api.get<{ halts: Halt[] }>(s.caller, '/v1/halts', all ? { state: 'all' } : undefined).then((r) => r.halts ?? []);
 
-export const listBudgets = (app: App, s: Session) => app.api.get<{ budgets: Budget[] }>(s.caller, '/v1/budgets').then((r) => r.budgets ?? []);
+export const listBudgets = (app: App, s: Session) => app.api.get<{ budgets: Budget[] }>(s.caller, '/v1/budgets', { limit: 500 }).then((r) => r.budgets ?? []);
 
 export function budgetLimitText(b: Budget): { value: number; limit: number; text: string } {
   if (b.budget_type === 'iteration') {

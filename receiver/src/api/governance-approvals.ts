@@ -6,7 +6,7 @@ import { Unprocessable } from '../errors.js';
 import { APPROVAL_STATUSES, approvalJson, decideApproval, getApproval, listApprovals, requestApproval, type ApprovalStatus, type NewApproval } from '../governance/governance.js';
 import { principalOf } from './app.js';
 import { changeOf, uuidParam, type GovernanceApi } from './governance-common.js';
-import { parseLimit, queryStringAny } from './params.js';
+import { parseLimit, parseRowCursor, queryStringAny, rowPage } from './params.js';
 import { scope, type Route } from './routes.js';
 
 type Body = Record<string, unknown>;
@@ -58,8 +58,10 @@ export function approvalRoutes({ ctx, deps }: GovernanceApi): Route[] {
     const allowed = [...APPROVAL_STATUSES, 'all'] as const;
     const status = (given?.value.trim().toLowerCase() ?? 'pending') as ApprovalStatus | 'all';
     if (!(allowed as readonly string[]).includes(status)) throw new Unprocessable(`${given?.name ?? 'status'} must be one of: ${allowed.join(', ')}`, ['query', given?.name ?? 'status'], 'enum');
-    const rows = await listApprovals(ctx.pool, principalOf(res).projectId, status, parseLimit(req));
-    res.json({ approvals: rows.map(approvalJson), next_cursor: null });
+    const limit = parseLimit(req);
+    const rows = await listApprovals(ctx.pool, principalOf(res).projectId, status, parseRowCursor(req, 'approval'), limit + 1);
+    const { page, next_cursor } = rowPage(rows, limit, 'approval');
+    res.json({ approvals: page.map(approvalJson), next_cursor });
   };
 
   const create = async (req: Request, res: Response) => {

@@ -4,7 +4,7 @@ import type { Request, Response } from 'express';
 import { budgetFields, budgetJson, createBudget, deleteBudget, getBudget, listBudgets, updateBudget } from '../governance/governance.js';
 import { principalOf } from './app.js';
 import { changeOf, uuidParam, type GovernanceApi } from './governance-common.js';
-import { parseBool } from './params.js';
+import { parseBool, parseLimit, parseRowCursor, rowPage } from './params.js';
 import { scope, type Route } from './routes.js';
 
 export function budgetRoutes({ ctx, deps }: GovernanceApi): Route[] {
@@ -12,8 +12,10 @@ export function budgetRoutes({ ctx, deps }: GovernanceApi): Route[] {
   const write = scope('budgets:write');
 
   const list = async (req: Request, res: Response) => {
-    const rows = await listBudgets(ctx.pool, principalOf(res).projectId, parseBool(req, 'include_inactive') ?? false);
-    res.json({ budgets: rows.map(budgetJson), next_cursor: null });
+    const limit = parseLimit(req);
+    const rows = await listBudgets(ctx.pool, principalOf(res).projectId, parseBool(req, 'include_inactive') ?? false, parseRowCursor(req, 'budget'), limit + 1);
+    const { page, next_cursor } = rowPage(rows, limit, 'budget');
+    res.json({ budgets: page.map(budgetJson), next_cursor });
   };
 
   const create = async (req: Request, res: Response) => {

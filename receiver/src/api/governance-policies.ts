@@ -6,9 +6,10 @@ import {
   checkExpression, createPolicy, deletePolicy, evaluationJson, findConflicts, findTemplate, getPolicy, listEvaluations, listPolicies,
   policyFromBody, policyJson, simulate, suggestPolicies, TEMPLATES, templateJson, updatePolicy,
 } from '../governance/governance.js';
+import { listPoliciesPage, MAX_POLICIES_LISTED } from '../governance/policies.js';
 import { principalOf } from './app.js';
 import { changeOf, encodeIdCursor, parseIdCursor, uuidParam, type GovernanceApi } from './governance-common.js';
-import { parseBool, parseEnum, parseIntParam, parseLimit, queryString } from './params.js';
+import { parseBool, parseEnum, parseIntParam, parseLimit, parseRowCursor, queryString, rowPage } from './params.js';
 import { scope, type Route } from './routes.js';
 
 type Body = Record<string, unknown>;
@@ -18,9 +19,14 @@ export function policyRoutes({ ctx, deps, evaluator }: GovernanceApi): Route[] {
   const read = scope('policies:read');
   const write = scope('policies:write');
 
-  const list = async (_req: Request, res: Response) => {
-    const rows = await listPolicies(ctx.pool, principalOf(res).projectId);
-    res.json({ policies: rows.map(policyJson), intervention_default_action: 'allow', next_cursor: null });
+  // Strathon's SDK loads its whole policy set from one unparameterised GET and enforces it
+  // client-side, so without `limit` the answer is every policy (up to MAX_POLICIES_LISTED, with a
+  // cursor beyond); with `limit` (1–500) it is a page like any list.
+  const list = async (req: Request, res: Response) => {
+    const limit = queryString(req, 'limit') === undefined ? MAX_POLICIES_LISTED : parseLimit(req);
+    const rows = await listPoliciesPage(ctx.pool, principalOf(res).projectId, parseRowCursor(req, 'policy', true), limit + 1);
+    const { page, next_cursor } = rowPage(rows, limit, 'policy', (p) => p.priority);
+    res.json({ policies: page.map(policyJson), intervention_default_action: 'allow', next_cursor });
   };
 
   const create = async (req: Request, res: Response) => {

@@ -175,3 +175,52 @@ export function parseCursor(req: Request, kind: Keyset['kind']): Keyset | undefi
   }
   return { kind, time: o.t, traceId: o.id };
 }
+
+// ---- row keysets (governance lists) -------------------------------------------------------------
+
+/**
+ * A keyset position in a list ordered by a timestamp and a UUID id (and, for policies, a leading
+ * integer rank): the values of the last row of a page. The time is exact microsecond UTC text,
+ * selected with keyTimeSql, so the next page neither repeats nor skips a row.
+ */
+export interface RowKey { time: string; id: string; rank?: number }
+
+const UUID_TEXT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The select expression giving a timestamptz column as the exact text a RowKey holds. */
+export function keyTimeSql(column: string): string {
+  return `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+}
+
+export function encodeRowCursor(kind: string, key: RowKey): string {
+  return Buffer.from(JSON.stringify({ k: kind, t: key.time, id: key.id, ...(key.rank === undefined ? {} : { r: key.rank }) })).toString('base64url');
+}
+
+/** The cursor of a list of `kind` (ranked: it also carries the rank); absent → undefined; anything else → 422. */
+export function parseRowCursor(req: Request, kind: string, ranked = false): RowKey | undefined {
+  const raw = queryString(req, 'cursor');
+  if (raw === undefined) return undefined;
+  const invalid = () => bad(['query', 'cursor'], 'cursor is not a cursor returned by this endpoint');
+  if (!/^[A-Za-z0-9_-]+={0,2}$/.test(raw) || raw.length > 400) throw invalid();
+  let o: Record<string, unknown>;
+  try {
+    const body: unknown = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
+    if (typeof body !== 'object' || body === null) throw invalid();
+    o = body as Record<string, unknown>;
+    parseTimeValue(String(o.t), 'cursor'); // a real calendar time Postgres will accept
+  } catch {
+    throw invalid();
+  }
+  if (o.k !== kind || typeof o.t !== 'string' || !CURSOR_TIME.test(o.t) || typeof o.id !== 'string' || !UUID_TEXT.test(o.id)) throw invalid();
+  if (!ranked) return { time: o.t, id: o.id };
+  if (typeof o.r !== 'number' || !Number.isSafeInteger(o.r) || Math.abs(o.r) > 2_147_483_647) throw invalid();
+  return { time: o.t, id: o.id, rank: o.r };
+}
+
+/** One page of rows fetched with limit + 1, and the cursor after it (null on the last page). */
+export function rowPage<T extends { id: string; key_time: string }>(rows: T[], limit: number, kind: string, rank?: (row: T) => number): { page: T[]; next_cursor: string | null } {
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  const more = rows.length > limit && last !== undefined;
+  return { page, next_cursor: more ? encodeRowCursor(kind, { time: last.key_time, id: last.id, ...(rank ? { rank: rank(last) } : {}) }) : null };
+}

@@ -2,6 +2,7 @@
 // approval.requested), polls, and a person approves or denies (approval.decided). Unanswered
 // approvals expire after timeout_seconds: reads show them as expired at once, and the budget
 // monitor's tick records the expiry (expireDueApprovals, with its approval.decided event).
+import { keyTimeSql, type RowKey } from '../api/params.js';
 import { Conflict, NotFound } from '../errors.js';
 import { inTransaction, monitorActor, principalLabel, recordAudit, recordEvent, requestActor, type ChangeContext, type GovernanceDeps, type Queryable, type Tx } from './change.js';
 
@@ -50,10 +51,13 @@ const STATUS_WHERE: Record<ApprovalStatus | 'all', string> = {
   all: 'true',
 };
 
-export async function listApprovals(db: Queryable, projectId: string, status: ApprovalStatus | 'all', limit: number): Promise<ApprovalRow[]> {
-  const r = await db.query<ApprovalRow>(
-    `SELECT ${COLUMNS} FROM core.approvals WHERE project_id = $1 AND ${STATUS_WHERE[status]} ORDER BY requested_at DESC, id DESC LIMIT $2`,
-    [projectId, limit]);
+/** One page of a status, newest first, after the keyset position `after` (fetch limit + 1 to know whether more follow). */
+export async function listApprovals(db: Queryable, projectId: string, status: ApprovalStatus | 'all', after: RowKey | undefined, limit: number): Promise<(ApprovalRow & { key_time: string })[]> {
+  const r = await db.query<ApprovalRow & { key_time: string }>(
+    `SELECT ${COLUMNS}, ${keyTimeSql('requested_at')} AS key_time FROM core.approvals
+     WHERE project_id = $1 AND ${STATUS_WHERE[status]} AND ($2::timestamptz IS NULL OR (requested_at, id) < ($2::timestamptz, $3::uuid))
+     ORDER BY requested_at DESC, id DESC LIMIT $4`,
+    [projectId, after?.time ?? null, after?.id ?? null, limit]);
   return r.rows;
 }
 

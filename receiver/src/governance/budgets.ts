@@ -2,6 +2,7 @@
 // called more than N times within loop_window_seconds by one agent), scoped to the project, one
 // agent or one model. Strathon's form and the CLI's form of a create are both accepted. The budget
 // monitor (budget-monitor.ts) measures them and writes spent_usd / current_count / exhausted.
+import { keyTimeSql, type RowKey } from '../api/params.js';
 import { NotFound, Unprocessable } from '../errors.js';
 import { inTransaction, principalLabel, recordAudit, requestActor, type ChangeContext, type GovernanceDeps, type Queryable } from './change.js';
 import * as input from './input.js';
@@ -125,10 +126,13 @@ export function budgetFields(body: unknown, current?: BudgetRow): BudgetFields {
 
 // ---- statements ---------------------------------------------------------------------------------
 
-export async function listBudgets(db: Queryable, projectId: string, includeInactive: boolean): Promise<BudgetRow[]> {
-  const r = await db.query<BudgetRow>(
-    `SELECT ${BUDGET_COLUMNS} FROM core.budgets WHERE project_id = $1 AND ($2 OR is_active) ORDER BY created_at, id LIMIT 1000`,
-    [projectId, includeInactive]);
+/** One page of the project's budgets, oldest first, after the keyset position `after` (fetch limit + 1 to know whether more follow). */
+export async function listBudgets(db: Queryable, projectId: string, includeInactive: boolean, after: RowKey | undefined, limit: number): Promise<(BudgetRow & { key_time: string })[]> {
+  const r = await db.query<BudgetRow & { key_time: string }>(
+    `SELECT ${BUDGET_COLUMNS}, ${keyTimeSql('created_at')} AS key_time FROM core.budgets
+     WHERE project_id = $1 AND ($2 OR is_active) AND ($3::timestamptz IS NULL OR (created_at, id) > ($3::timestamptz, $4::uuid))
+     ORDER BY created_at, id LIMIT $5`,
+    [projectId, includeInactive, after?.time ?? null, after?.id ?? null, limit]);
   return r.rows;
 }
 

@@ -1,6 +1,7 @@
 // Policies (SPEC §8.1): CRUD with Strathon's shapes. Match expressions are compiled when saved, so
 // a stored policy always compiles; the receiver evaluates enabled policies on ingested spans
 // (evaluator.ts) and SDKs evaluate them client-side from GET /v1/policies.
+import { keyTimeSql, type RowKey } from '../api/params.js';
 import { NotFound, Unprocessable } from '../errors.js';
 import { CelCompileError, compileExpression } from './cel.js';
 import { inTransaction, principalLabel, recordAudit, requestActor, type ChangeContext, type GovernanceDeps, type Queryable } from './change.js';
@@ -113,12 +114,25 @@ export function policyPatched(current: PolicyRow, body: unknown): PolicyFields {
 
 // ---- statements ---------------------------------------------------------------------------------
 
-const MAX_POLICIES_LISTED = 1000;
+export const MAX_POLICIES_LISTED = 1000;
 
 /** Every policy of the project, highest priority first (SDKs poll this and need all of them). */
 export async function listPolicies(db: Queryable, projectId: string): Promise<PolicyRow[]> {
   const r = await db.query<PolicyRow>(
     `SELECT ${COLUMNS} FROM core.policies WHERE project_id = $1 ORDER BY priority DESC, created_at, id LIMIT ${MAX_POLICIES_LISTED}`, [projectId]);
+  return r.rows;
+}
+
+/**
+ * One page of the project's policies in the same order (highest priority first), after the keyset
+ * position `after` (whose rank is the priority); fetch limit + 1 to know whether more follow.
+ */
+export async function listPoliciesPage(db: Queryable, projectId: string, after: RowKey | undefined, limit: number): Promise<(PolicyRow & { key_time: string })[]> {
+  const r = await db.query<PolicyRow & { key_time: string }>(
+    `SELECT ${COLUMNS}, ${keyTimeSql('created_at')} AS key_time FROM core.policies
+     WHERE project_id = $1 AND ($2::int IS NULL OR priority < $2::int OR (priority = $2::int AND (created_at, id) > ($3::timestamptz, $4::uuid)))
+     ORDER BY priority DESC, created_at, id LIMIT $5`,
+    [projectId, after?.rank ?? null, after?.time ?? null, after?.id ?? null, limit]);
   return r.rows;
 }
 

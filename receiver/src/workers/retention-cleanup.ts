@@ -106,6 +106,6 @@ export function retentionCleanupWorker(opts: {
     enabled: opts.enabled,
     disabledReason: 'switched off by STRATHON_RETENTION_ENABLED=false',
     lock: { kind: 'advisory', key: `strathon.worker.${RETENTION_CLEANUP_TASK}` },
-    run: async (tick) => ({ ...(await dropExpiredPartitions(tick, opts)), purged: await purgeExpiredRows(tick.client, tick.signal) }),
+    run: async (tick) => ({ ...(await dropExpiredPartitions(tick, opts)), purged: await purgeExpiredRows(tick.client, tick.signal, opts) }),
   };
 }
