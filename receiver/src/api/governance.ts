@@ -15,6 +15,8 @@ export function governanceRoutes(ctx: ReceiverContext): Route[] {
   const evaluator = new PolicyEvaluator({ ...deps, registry: ctx.metrics.registry });
   // Fire and forget: enqueue returns at once and never throws (a full queue skips and counts).
   ctx.ingest.afterCommit = (projectId, spans) => evaluator.enqueue(projectId, spans);
+  // Only projects with enabled policies (cached, refreshed within policyCacheMs) keep their rows for it.
+  ctx.ingest.afterCommitWants = (projectId) => evaluator.wantsSpans(projectId);
   const api: GovernanceApi = { ctx, deps, evaluator };
   return [...policyRoutes(api), ...haltRoutes(api), ...approvalRoutes(api), ...budgetRoutes(api)];
 }

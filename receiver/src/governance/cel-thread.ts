@@ -28,6 +28,9 @@ const SPAN = 2;
 // ---- inside the thread --------------------------------------------------------------------------
 
 function runInThread(progress: Int32Array, port: NonNullable<typeof parentPort>): void {
+  // A missing attribute (attrs["gen_ai.tool.name"] on an LLM span) is a thrown no_such_key, the common
+  // non-match: without stack capture a throw costs a fraction; messages, all the thread reports, are kept.
+  Error.stackTraceLimit = 0;
   const programs = new Map<string, Program | Error>();
   const compiled = (expression: string): Program | Error => {
     let p = programs.get(expression);

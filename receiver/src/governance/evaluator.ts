@@ -31,6 +31,7 @@ function evaluatorMetrics(registry: Registry) {
   return {
     evaluations: get('strathon_policy_evaluations_total', () => new Counter({ name: 'strathon_policy_evaluations_total', help: 'Policy evaluations on ingested spans that matched or failed, by outcome', labelNames: ['outcome'], registers })),
     skipped: get('strathon_policy_evaluation_skipped_spans_total', () => new Counter({ name: 'strathon_policy_evaluation_skipped_spans_total', help: 'Committed spans not evaluated against policies, by reason', labelNames: ['reason'], registers })),
+    enqueued: get('strathon_policy_evaluation_enqueued_spans_total', () => new Counter({ name: 'strathon_policy_evaluation_enqueued_spans_total', help: 'Committed spans handed to policy evaluation (projects with enabled policies only)', registers })),
     queued: get('strathon_policy_evaluation_queue_spans', () => new Gauge({ name: 'strathon_policy_evaluation_queue_spans', help: 'Committed spans waiting for policy evaluation', registers })),
   };
 }
@@ -82,6 +83,8 @@ export class PolicyEvaluator {
   private lane: Promise<unknown> = Promise.resolve();
   private readonly runner: CelRunner;
   private readonly cache = new Map<string, { at: number; policies: Promise<LoadedPolicy[]> }>();
+  /** Whether each project had enabled policies at its last successful read (the synchronous view of `cache`). */
+  private readonly hasPolicies = new Map<string, boolean>();
   private readonly metrics;
   private readonly opts: EvaluatorOptions;
   private lastSkipLog = 0;
@@ -92,6 +95,20 @@ export class PolicyEvaluator {
     this.opts = { ...DEFAULT_EVALUATOR_OPTIONS, ...opts };
     this.runner = new CelRunner(this.opts);
     this.metrics = evaluatorMetrics(deps.registry);
+  }
+
+  /**
+   * Whether ingest should keep a request's spans for evaluation (synchronous, called per request):
+   * false when the project's last policy read found none enabled. A read older than policyCacheMs
+   * is refreshed in the background (its answer holds meanwhile, a few ms); an unknown project, or
+   * one invalidated by a change here, answers true. So a policy created on any replica applies
+   * within the cache window, and ingest does not hold rows nobody will evaluate.
+   */
+  wantsSpans(projectId: string): boolean {
+    if (this.closed) return false;
+    const cached = this.cache.get(projectId);
+    if (!cached || Date.now() - cached.at >= this.opts.policyCacheMs) void this.policiesOf(projectId).catch(() => undefined);
+    return this.hasPolicies.get(projectId) ?? true;
   }
 
   /** Hand over committed spans. Never blocks, never throws: when the queue is full they are skipped. */
@@ -107,6 +124,7 @@ export class PolicyEvaluator {
     }
     this.queue.push({ projectId, spans });
     this.queuedSpans += spans.length;
+    this.metrics.enqueued.inc(spans.length);
     this.metrics.queued.set(this.queuedSpans);
     if (!this.draining) {
       this.draining = true;
@@ -117,6 +135,7 @@ export class PolicyEvaluator {
   /** Forget a project's cached policy list (after a change on this replica). */
   invalidate(projectId: string): void {
     this.cache.delete(projectId);
+    this.hasPolicies.delete(projectId);
   }
 
   /** Resolves when everything queued so far has been evaluated and recorded (tests, shutdown). */
@@ -148,9 +167,17 @@ export class PolicyEvaluator {
     const hit = this.cache.get(projectId);
     if (hit && Date.now() - hit.at < this.opts.policyCacheMs) return hit.policies;
     const policies = enabledPolicies(this.deps.pool, projectId);
-    if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(projectId, { at: Date.now(), policies });
-    policies.catch(() => this.cache.delete(projectId));
+    if (this.cache.size > 10_000) {
+      this.cache.clear();
+      this.hasPolicies.clear();
+    }
+    const entry = { at: Date.now(), policies };
+    this.cache.set(projectId, entry);
+    // Only the entry still cached may set the flag: an invalidate() since this read began wins.
+    policies.then((list) => { if (this.cache.get(projectId) === entry) this.hasPolicies.set(projectId, list.length > 0); }, () => {
+      this.cache.delete(projectId);
+      this.hasPolicies.delete(projectId);
+    });
     return policies;
   }
 

@@ -20,6 +20,9 @@ export interface IngestDeps {
   /** Called with each request's spans once they are committed, without waiting for it (policy
    *  evaluation, SPEC §8.1): it must return at once and never throw; the answer does not wait for it. */
   afterCommit?: (projectId: string, spans: SpanRow[]) => void;
+  /** Asked synchronously per request before queueing: false = the afterCommit hook does not want this
+   *  project's spans now, so the rows are not kept alive while the commit is awaited (RSS under load). */
+  afterCommitWants?: (projectId: string) => boolean;
 }
 
 export function createIngest(pool: pg.Pool, opts: { samplingRate: number; maxQueueSpans: number; maxQueueBytes: number; maxBatchSpans: number; writers: number; metrics: Metrics; log: Logger }): IngestDeps {
@@ -54,7 +57,7 @@ export async function ingestDecoded(deps: IngestDeps, projectId: string, request
 /**
  * Normalize and queue for the group commit. Returns only what is needed once committed, so the rows
  * are not kept alive while the commit is awaited (the writer holds them as COPY text), unless the
- * afterCommit hook needs them.
+ * afterCommit hook wants this project's spans.
  */
 function queueRequest(deps: IngestDeps, projectId: string, request: ExportRequestShape, prices: PriceLookup) {
   const batch = normalizeRequest(request, { projectId, samplingRate: deps.samplingRate, prices });
@@ -65,7 +68,7 @@ function queueRequest(deps: IngestDeps, projectId: string, request: ExportReques
     : '';
   return {
     committed: deps.writer.submit(batch.spans, batch.events, batch.links),
-    spans: deps.afterCommit && batch.spans.length ? batch.spans : undefined,
+    spans: deps.afterCommit && batch.spans.length && (deps.afterCommitWants?.(projectId) ?? true) ? batch.spans : undefined,
     result: { accepted: batch.spans.length, rejected: batch.rejected, sampledOut: batch.sampledOut, errorMessage } satisfies IngestResult,
   };
 }
