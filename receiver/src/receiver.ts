@@ -163,6 +163,8 @@ export async function startReceiver(config: Config, log: Logger, opts: { workers
         const grpcClosed = grpc?.close(Math.max(500, deadline - Date.now() - 2000));
         const workersStopped = workers.stop(Math.max(500, deadline - Date.now() - 2000));
         await ingest.writer.close(Math.max(1000, deadline - Date.now() - 1500));
+        // Every answer is sent; the policy evaluation of what was committed last finishes (bounded).
+        await ingest.afterCommitDrain?.(Math.max(200, deadline - Date.now() - 1200));
         await Promise.allSettled([grpcClosed, workersStopped]);
         // Every queued request has its answer now; keep-alive connections that went idle are closed.
         const idleCloser = setInterval(() => server.closeIdleConnections(), 50);

@@ -17,6 +17,8 @@ export function governanceRoutes(ctx: ReceiverContext): Route[] {
   ctx.ingest.afterCommit = (projectId, spans) => evaluator.enqueue(projectId, spans);
   // Only projects with enabled policies (cached, refreshed within policyCacheMs) keep their rows for it.
   ctx.ingest.afterCommitWants = (projectId) => evaluator.wantsSpans(projectId);
+  // At shutdown: evaluate what is queued (bounded), then stop the CEL thread before the pool closes.
+  ctx.ingest.afterCommitDrain = (timeoutMs) => evaluator.drainAndClose(timeoutMs);
   const api: GovernanceApi = { ctx, deps, evaluator };
   return [...policyRoutes(api), ...haltRoutes(api), ...approvalRoutes(api), ...budgetRoutes(api)];
 }

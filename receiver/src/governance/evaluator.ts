@@ -144,6 +144,19 @@ export class PolicyEvaluator {
     await this.lane;
   }
 
+  /** Shutdown: stop taking spans, evaluate and record what is queued for up to `timeoutMs`, then close. */
+  async drainAndClose(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((r) => { timer = setTimeout(() => r(true), timeoutMs); });
+    const gaveUp = await Promise.race([this.idle().then(() => false), timedOut]);
+    clearTimeout(timer);
+    if (gaveUp && this.queuedSpans) {
+      this.deps.log.warn({ queued_spans: this.queuedSpans }, 'shutting down: spans stored but not evaluated against policies (time limit)');
+      this.metrics.skipped.inc({ reason: 'shutdown' }, this.queuedSpans);
+    }
+    await this.close();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.queue.length = 0;

@@ -23,6 +23,8 @@ export interface IngestDeps {
   /** Asked synchronously per request before queueing: false = the afterCommit hook does not want this
    *  project's spans now, so the rows are not kept alive while the commit is awaited (RSS under load). */
   afterCommitWants?: (projectId: string) => boolean;
+  /** Called at shutdown once the writer has drained: finish what the hook has queued, within the time given. */
+  afterCommitDrain?: (timeoutMs: number) => Promise<void>;
 }
 
 export function createIngest(pool: pg.Pool, opts: { samplingRate: number; maxQueueSpans: number; maxQueueBytes: number; maxBatchSpans: number; writers: number; metrics: Metrics; log: Logger }): IngestDeps {

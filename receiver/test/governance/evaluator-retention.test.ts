@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Counter } from 'prom-client';
-import { startTestReceiver } from '../helpers.js';
+import pg from 'pg';
+import { createTestDatabase, startTestReceiver } from '../helpers.js';
 import { av, freshProject, postSpans, span, spanId, waitFor } from './support.js';
 
 const r = await startTestReceiver({ STRATHON_RATE_LIMIT_ENABLED: 'false' });
@@ -52,4 +53,23 @@ test('a project without enabled policies hands no spans to the evaluator; a poli
     await postSpans(r.url, p.key, 'svc', [marked('delta')]);
     return (await matchCount(elsewhere)) > 0;
   });
+});
+
+test('shutdown evaluates what was committed last before the pool closes (SIGTERM / rolling deploy)', async () => {
+  const url = await createTestDatabase();
+  const own = await startTestReceiver({ STRATHON_RATE_LIMIT_ENABLED: 'false' }, { databaseUrl: url });
+  const p = await freshProject(own);
+  const policy = await p.api('POST', '/v1/policies', { name: 'marker', match_expression: 'attrs["marker"] == true', action: 'log' });
+  const n = 40;
+  await postSpans(own.url, p.key, 'svc', Array.from({ length: n }, () => marked('late')));
+  // Answered (committed); evaluation runs after the answer. Close at once, as a SIGTERM would.
+  await own.close();
+  const check = new pg.Pool({ connectionString: url, max: 1 });
+  try {
+    const after = await check.query('SELECT match_count FROM core.policies WHERE id = $1', [policy.id]);
+    assert.equal(Number(after.rows[0].match_count), n, 'every committed span was evaluated before shutdown finished');
+  } finally {
+    await check.end();
+  }
+  assert.ok(!own.lines.some((l) => /"level":"(error|fatal)"/.test(l)), "no error logged during shutdown");
 });
