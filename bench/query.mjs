@@ -1,5 +1,6 @@
-// SPEC §15: trace-by-id and trace-list latency at 1M spans (10M with BENCH_QUERY_SPANS=10000000),
-// through the real receiver over HTTP, each against the bare SQL the API runs (the floor, same run).
+// SPEC §15: trace-by-id and trace-list latency at 1M and 10M spans (BENCH_QUERY_SPANS, a list of sizes:
+// measured at 1M, then the same database grown to 10M and measured again), through the real receiver
+// over HTTP, each against the bare SQL the API runs (the floor, same run).
 import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,8 +20,11 @@ const posInt = (name, dflt) => {
   const v = Number(process.env[name]);
   return Number.isInteger(v) && v > 0 ? v : dflt;
 };
+/** The data set sizes, ascending: each step adds spans to the previous one's database. */
+const steps = (process.env.BENCH_QUERY_SPANS ?? '1000000,10000000').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0).sort((a, b) => a - b);
+if (steps.length === 0) throw new Error('BENCH_QUERY_SPANS: a comma-separated list of span counts, e.g. 1000000,10000000');
 const opts = {
-  spans: posInt('BENCH_QUERY_SPANS', 1_000_000),
+  steps,
   days: posInt('BENCH_QUERY_DAYS', 30),
   requests: posInt('BENCH_QUERY_REQUESTS', 500),
   warmup: posInt('BENCH_QUERY_WARMUP', 50),
@@ -35,7 +39,7 @@ const BY_ID_TARGET_MS = 10;
 const IDLE_CPU_SECONDS = 4;
 const LIST_TARGET_MS = 20;
 const P = DEFAULT_PROJECT_ID;
-const TITLE_SPANS = opts.spans >= 1e6 && opts.spans % 1e6 === 0 ? `${opts.spans / 1e6}M` : fmtInt(opts.spans);
+const titleOf = (n) => (n >= 1e6 && n % 1e6 === 0 ? `${n / 1e6}M` : fmtInt(n));
 
 const hexOf = (b) => b.toString('hex');
 const quiet = (client) => client.on('error', () => undefined);
@@ -78,18 +82,44 @@ function scanSummary(plan) {
 }
 
 await benchMain(async () => {
-  const loadAvgStart = os.loadavg();
   const server = await startPostgres('query');
-  progress(`Postgres ${server.version} (${server.embedded ? 'embedded' : 'DATABASE_URL'}); ${fmtInt(opts.spans)} spans over ${opts.days} days`);
+  progress(`Postgres ${server.version} (${server.embedded ? 'embedded' : 'DATABASE_URL'}); ${opts.steps.map(fmtInt).join(' then ')} spans over ${opts.days} days`);
   const url = await server.createDatabase('q');
   await migrate(url);
   // A connection ended by cleanup (DROP DATABASE … WITH (FORCE), server stop) must not crash the process: errors surface in queries.
   const db = quiet(await connect(url));
+  if (server.embedded) {
+    // The bench's own server: no checkpoint every 1 GB of WAL during the load (it halves the load rate at 10M).
+    await db.query("ALTER SYSTEM SET max_wal_size = '16GB'");
+    await db.query("ALTER SYSTEM SET checkpoint_timeout = '30min'");
+    await db.query('SELECT pg_reload_conf()');
+  }
+  const done = [];
+  let loaded = { traces: 0, spans: 0, loadS: 0 };
+  for (const [i, spans] of opts.steps.entries()) {
+    const r = await step({ server, url, db, spans, loaded, seed: `strathon-bench-${i}` });
+    loaded = r.raw.load;
+    done.push(r);
+  }
+  const last = done[done.length - 1];
+  writeResult('query', {
+    title: `Query latency at ${done.map((r) => r.title).join(' and ')} spans`, postgres: { version: server.version, embedded: server.embedded },
+    figures: done.flatMap((r) => r.figures),
+    markdown: done.length === 1 ? last.markdown : done.map((r) => `### ${r.title} spans\n\n${r.markdown}`).join('\n\n'),
+    raw: { steps: done.map((r) => r.raw) },
+  });
+  progress('wrote bench/out/query.json');
+});
 
-  // 1. The data set, then VACUUM ANALYZE (statistics and visibility map, as autovacuum would leave them).
+/** Grow the data set to `spans` (from `loaded`), VACUUM ANALYZE, measure through a fresh receiver; the step's figures and report. */
+async function step({ server, url, db, spans, loaded, seed }) {
+  const loadAvgStart = os.loadavg();
+  const TITLE_SPANS = titleOf(spans);
+  // 1. The data set (the spans this step adds, spread over the same days among the earlier ones, with
+  // their own seed), then VACUUM ANALYZE (statistics and visibility map, as autovacuum would leave them).
   let lastReport = 0;
-  const load = await loadTraces({
-    url, spans: opts.spans, days: opts.days, streams: opts.loadStreams,
+  const added = await loadTraces({
+    url, spans: spans - loaded.spans, days: opts.days, streams: opts.loadStreams, seed,
     onChunk: (done, total, inserted) => {
       if (done === total || done - lastReport >= total / 10) {
         lastReport = done;
@@ -97,7 +127,9 @@ await benchMain(async () => {
       }
     },
   });
-  progress(`load: ${fmtInt(load.spans)} spans in ${fmtS(load.loadS)} (${fmtInt(load.spans / load.loadS)} spans/s)`);
+  progress(`load: ${fmtInt(added.spans)} spans in ${fmtS(added.loadS)} (${fmtInt(added.spans / added.loadS)} spans/s)`);
+  // The data set so far; loadS and the rate are this step's.
+  const load = { ...added, traces: loaded.traces + added.traces, spans: loaded.spans + added.spans, addedSpans: added.spans };
   let t0 = performance.now();
   await db.query('VACUUM ANALYZE telemetry.spans, telemetry.span_events, telemetry.span_links, telemetry.traces');
   const vacuumS = (performance.now() - t0) / 1000;
@@ -114,8 +146,8 @@ await benchMain(async () => {
   const share = async (where, params = []) => Number((await db.query(`SELECT count(*) AS n FROM telemetry.traces WHERE ${where}`, params)).rows[0].n) / counts.traces;
 
   // 2. The receiver, a traces:read key, and the exact SQL its query functions send.
-  const { key } = await createApiKey(db, { projectId: P, name: 'bench-query', scopes: ['traces:read'] });
-  const logPath = path.join(OUT, 'query-receiver.log');
+  const { key } = await createApiKey(db, { projectId: P, name: `bench-query-${TITLE_SPANS}`, scopes: ['traces:read'] });
+  const logPath = path.join(OUT, `query-receiver-${TITLE_SPANS}.log`);
   rmSync(logPath, { force: true });
   const receiver = await spawnReceiver({ env: { DATABASE_URL: url }, logPath });
   progress(`receiver ready in ${fmtMs(receiver.readyMs)}`);
@@ -296,7 +328,8 @@ await benchMain(async () => {
   const exit = await receiver.stop(15_000);
 
   // 4. Plans of the statements measured above.
-  const errTrace = (await db.query('SELECT encode(trace_id, \'hex\') AS id FROM telemetry.traces WHERE error_count > 0 ORDER BY start_time DESC OFFSET 100 LIMIT 1')).rows[0].id;
+  // The 101st newest failed trace (or the oldest one of a small data set).
+  const errTrace = (await db.query('SELECT encode(trace_id, \'hex\') AS id FROM telemetry.traces WHERE error_count > 0 ORDER BY start_time DESC LIMIT 101')).rows.at(-1).id;
   const planned = await byIdStatements(errTrace);
   const plans = [
     { label: 'Trace by id: summary (`getTrace`)', statement: planned.traceSql[0] },
@@ -347,14 +380,15 @@ await benchMain(async () => {
   const listPlansIndexed = plans.filter((p) => p.label.startsWith('Trace list, first page') || p.label.startsWith('Trace list, page'))
     .every((p) => p.plan.scans.length > 0 && p.plan.scans.every((s) => s.node.startsWith('Index')));
   const spansScanned = (p) => new Set(p.plan.scans.filter((s) => s.relation.startsWith('spans_')).map((s) => s.relation)).size;
-  const tenM = opts.spans < 10_000_000
-    ? `10M spans was not run: \`BENCH_QUERY_SPANS=10000000 node bench/query.mjs\` runs it (at this run's load rate, ${fmtInt(load.spans / load.loadS)} spans/s, loading 10M takes ≈ ${Math.round(10_000_000 / (load.spans / load.loadS) / 60)} min, plus VACUUM ANALYZE ≈ ${Math.round((vacuumS * 10) / 60)} min, and ≈ ${(size.db * (10_000_000 / load.spans) / 1024 ** 3).toFixed(0)} GB of disk).`
-    : 'This run is the 10M case.';
+  const growth = loaded.spans > 0 ? ` This step added ${fmtInt(load.addedSpans)} spans (their own seed, root starts over the same ${opts.days} days) to the ${titleOf(loaded.spans)}-span database measured above, all indexes in place, and re-ran \`VACUUM ANALYZE\`.` : '';
+  const tenM = Math.max(...opts.steps) < 10_000_000
+    ? `10M spans was not run: \`BENCH_QUERY_SPANS=1000000,10000000 node bench/query.mjs\` (the default) runs it (at this run's load rate, ${fmtInt(load.addedSpans / load.loadS)} spans/s, loading 10M takes ≈ ${Math.round(10_000_000 / (load.addedSpans / load.loadS) / 60)} min, plus VACUUM ANALYZE ≈ ${Math.round((vacuumS * 10) / 60)} min, and ≈ ${(size.db * (10_000_000 / load.spans) / 1024 ** 3).toFixed(0)} GB of disk).`
+    : '';
 
   const md = [];
   md.push(`**${fmtInt(load.spans)} spans** in **${fmtInt(load.traces)} traces** (6–14 spans each: an \`invoke_agent\` root, then \`chat\` LLM spans with model, tokens and cost and \`execute_tool\` spans, alternating), root starts spread evenly over the last ${opts.days} days across ${spansParts.filter((x) => x.rows > 0).length} monthly partitions (${spansParts.length} spans partitions in all, incl. future months and the default); ${AGENTS.length} agents in ${new Set(AGENTS.map((a) => a.service)).size} services (${AGENTS.map((a) => `${a.agent} ${a.pct} %`).join(', ')}), ${MODELS.length + 1} models, ${fmtPct(counts.errors / counts.traces)} failed traces (a span with status ERROR and an \`exception\` event; ${fmtInt(counts.events)} events, ${fmtInt(counts.links)} links on ≈ 2 % of roots). One project. Attribute maps, resource and scope are those the receiver stores for the real OpenTelemetry SDK's spans (\`normalizeRequest\` of \`bench/lib/load.mjs\`'s template, varied per span).`);
   md.push('');
-  md.push(`**Load**: generated inside Postgres (\`generate_series\`) and inserted into \`telemetry.spans\`/\`span_events\`/\`span_links\` with the trace summaries (\`telemetry.traces\`) written by the writer's own \`agg\`/\`tr\` CTEs of \`INSERT_BATCH_SQL\`, 5,000 traces per statement over ${opts.loadStreams} connections, all indexes in place: **${fmtS(load.loadS)}** (${fmtInt(load.spans / load.loadS)} spans/s), then \`VACUUM ANALYZE\` ${fmtS(vacuumS)} and \`CHECKPOINT\` ${fmtS(checkpointS)}. **Database size ${fmtMB(size.db)}**: spans ${fmtMB(size.spans_table)} + indexes ${fmtMB(size.spans_indexes)}, traces ${fmtMB(size.traces_table)} + indexes ${fmtMB(size.traces_indexes)}, events ${fmtMB(size.events)}, links ${fmtMB(size.links)}. ${tenM}`);
+  md.push(`**Load**: generated inside Postgres (\`generate_series\`) and inserted into \`telemetry.spans\`/\`span_events\`/\`span_links\` with the trace summaries (\`telemetry.traces\`) written by the writer's own \`agg\`/\`tr\` CTEs of \`INSERT_BATCH_SQL\`, 5,000 traces per statement over ${opts.loadStreams} connections, all indexes in place: **${fmtS(load.loadS)}** for ${fmtInt(load.addedSpans)} spans (${fmtInt(load.addedSpans / load.loadS)} spans/s)${server.embedded ? ' with max_wal_size 16 GB (no forced checkpoints during the load)' : ''}, then \`VACUUM ANALYZE\` ${fmtS(vacuumS)} and \`CHECKPOINT\` ${fmtS(checkpointS)}. **Database size ${fmtMB(size.db)}**: spans ${fmtMB(size.spans_table)} + indexes ${fmtMB(size.spans_indexes)}, traces ${fmtMB(size.traces_table)} + indexes ${fmtMB(size.traces_indexes)}, events ${fmtMB(size.events)}, links ${fmtMB(size.links)}.${growth} ${tenM}`);
   md.push('');
   md.push(table(['index', 'size'], size.indexes.map((x) => [`\`${x.table}.${x.index}\``, x.bytes < 1024 ** 2 ? fmtKB(x.bytes) : fmtMB(x.bytes)])));
   md.push('');
@@ -406,20 +440,21 @@ await benchMain(async () => {
     md.push('</details>');
   }
   md.push('');
-  md.push(`Knobs: \`BENCH_QUERY_SPANS\` (${fmtInt(1_000_000)}), \`BENCH_QUERY_DAYS\` (30), \`BENCH_QUERY_REQUESTS\` (500), \`BENCH_QUERY_WARMUP\` (50), \`BENCH_QUERY_PROBE_REQUESTS\` (60), \`BENCH_QUERY_PROBE_SECONDS\` (8), \`BENCH_QUERY_LOAD_STREAMS\` (2). Receiver log: \`bench/out/query-receiver.log\`.`);
+  md.push(`Knobs: \`BENCH_QUERY_SPANS\` (sizes measured in turn in one growing database; \`1000000,10000000\`), \`BENCH_QUERY_DAYS\` (30), \`BENCH_QUERY_REQUESTS\` (500), \`BENCH_QUERY_WARMUP\` (50), \`BENCH_QUERY_PROBE_REQUESTS\` (60), \`BENCH_QUERY_PROBE_SECONDS\` (8), \`BENCH_QUERY_LOAD_STREAMS\` (2). Receiver log: \`bench/out/query-receiver-${TITLE_SPANS}.log\`.`);
 
   const fig = (label, r, target) => ({
     label, value: `p95 ${ms1(r.http.p95)} (p50 ${ms1(r.http.p50)}, p99 ${ms1(r.http.p99)})`, bound: `SQL p95 ${ms1(r.sql.p95)}`,
     ratio: ratio(r.http.p95, r.sql.p95), target: target ? `p95 < ${target} ms` : '—', ...(target ? { met: r.http.p95 < target } : {}),
   });
   const figures = [
-    { label: `Query data set: ${TITLE_SPANS} spans, ${fmtInt(load.traces)} traces, ${opts.days} days`, value: `loaded in ${fmtS(load.loadS)} (${fmtInt(load.spans / load.loadS)} spans/s)`, bound: `database ${fmtMB(size.db)}`, ratio: '—', target: '—' },
+    { label: `Query data set: ${TITLE_SPANS} spans, ${fmtInt(load.traces)} traces, ${opts.days} days`, value: `${loaded.spans > 0 ? `grown by ${fmtInt(load.addedSpans)} spans` : 'loaded'} in ${fmtS(load.loadS)} (${fmtInt(load.addedSpans / load.loadS)} spans/s)`, bound: `database ${fmtMB(size.db)}`, ratio: '—', target: '—' },
     fig(`Trace by id, ${TITLE_SPANS} spans (GET /v1/traces/{id})`, results.byId, BY_ID_TARGET_MS),
     ...lists.map((l) => fig(`Trace list ${l.label.replace(/`/g, '')}, ${TITLE_SPANS} spans`, l.result, l.target)),
   ];
   const strip = (r) => ({ ...r, raw: undefined });
-  writeResult('query', {
-    title: `Query latency at ${TITLE_SPANS} spans`, postgres: { version: server.version, embedded: server.embedded }, figures, markdown: md.join('\n'),
+  await floorDb.end().catch(() => undefined);
+  return {
+    title: TITLE_SPANS, figures, markdown: md.join('\n'),
     raw: {
       opts, load, vacuumS, checkpointS, size, counts, receiverIdleCpu: idleCpu, loadAvg: { start: loadAvgStart, measureStart: loadAvgMeasureStart, measureEnd: loadAvgMeasureEnd },
       byId: strip(results.byId), lists: lists.map((l) => ({ key: l.key, path: l.path, share: l.share, result: strip(l.result), sql: printable(l.statements) })),
@@ -428,6 +463,5 @@ await benchMain(async () => {
       plans: plans.map((p) => ({ label: p.label, sql: p.statement.text, scans: p.plan.scans, execMs: p.plan.execMs, planMs: p.plan.planMs })),
       receiverExit: exit,
     },
-  });
-  progress('wrote bench/out/query.json');
-});
+  };
+}

@@ -14,9 +14,12 @@ import { ExportRequest, ExportResponse, decodeStatus, type WireFormat } from '..
 
 const LIMIT = 1024 * 1024;
 // Fixed seed and 300 runs in the test suite; bench/fuzz.mjs raises both (FUZZ_RUNS, FUZZ_SEED) for the
-// 10^5-case run over the byte-level properties.
+// 10^5-case run over the byte-level properties (and the random wrong-typed JSON value).
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : 0x5eed_0715; // each property adds its own offset
 const RUNS = process.env.FUZZ_RUNS ? Number(process.env.FUZZ_RUNS) : 300;
+// Requests in flight at once for those properties: 1 here; bench/fuzz.mjs raises it (FUZZ_CONCURRENCY) so
+// 10^5 cases fit in minutes. Each of the N shards runs RUNS / N cases with its own seed (shard 0 keeps SEED + offset).
+const CONCURRENCY = Math.max(1, Math.floor(Number(process.env.FUZZ_CONCURRENCY ?? 1)) || 1);
 const r = await startTestReceiver({ STRATHON_MAX_BODY_BYTES: String(LIMIT), STRATHON_RATE_LIMIT_ENABLED: 'false' });
 // A full GC before measuring the retained heap: what survives it after thousands of requests is a leak.
 v8.setFlagsFromString('--expose-gc');
@@ -97,6 +100,14 @@ async function assertAccounted(a: Answer, pairs: { traceId: string; spanId: stri
   assert.equal(await storedPairs(pairs), pairs.length - a.rejected, `stored + rejected = sent (${a.errorMessage})`);
 }
 
+/** fc.assert of `property()` RUNS times, split over CONCURRENCY shards in flight at once (a fresh property per shard). */
+async function assertRuns<Ts extends [unknown, ...unknown[]]>(property: () => fc.IAsyncProperty<Ts>, seed: number): Promise<void> {
+  const base = Math.floor(RUNS / CONCURRENCY);
+  await Promise.all(Array.from({ length: CONCURRENCY }, (_, k) => base + (k < RUNS % CONCURRENCY ? 1 : 0))
+    .filter((numRuns) => numRuns > 0)
+    .map((numRuns, k) => fc.assert(property(), { seed: seed + k * 1000, numRuns })));
+}
+
 const idArb = (n: number) => fc.uint8Array({ minLength: n, maxLength: n }).filter((b) => b.some((x) => x !== 0));
 
 /** A valid, rich protobuf request (all value types, events, links) with ids drawn by fast-check. */
@@ -131,35 +142,35 @@ const validPbArb = fc.array(fc.tuple(idArb(16), idArb(8), fc.string({ maxLength:
 // ---------------------------------------------------------------------------------------------
 
 test('arbitrary bytes as protobuf and as JSON: 200 or 400, never a 5xx', async () => {
-  await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 4096 }), async (bytes) => {
+  await assertRuns(() => fc.asyncProperty(fc.uint8Array({ maxLength: 4096 }), async (bytes) => {
     const a = await send('protobuf', bytes);
     const pairs = decodedPairs(bytes);
     if (pairs === undefined) assert.equal(a.status, 400);
     else await assertAccounted(a, pairs);
-  }), { seed: SEED + 1, numRuns: RUNS });
-  await fc.assert(fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 4096 }), fc.json({ maxDepth: 6 }), fc.string({ unit: 'binary', maxLength: 300 })), async (body) => {
+  }), SEED + 1);
+  await assertRuns(() => fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 4096 }), fc.json({ maxDepth: 6 }), fc.string({ unit: 'binary', maxLength: 300 })), async (body) => {
     const a = await send('json', body);
     assert.ok(a.status === 200 || a.status === 400);
-  }), { seed: SEED + 2, numRuns: RUNS });
+  }), SEED + 2);
   await assertHealthy();
 });
 
 test('truncated and bit-flipped valid protobuf requests: 200 or 400; a 200 accounts for every span', async () => {
-  await fc.assert(fc.asyncProperty(validPbArb, fc.double({ min: 0, max: 1, noNaN: true }), async (body, at) => {
+  await assertRuns(() => fc.asyncProperty(validPbArb, fc.double({ min: 0, max: 1, noNaN: true }), async (body, at) => {
     const cut = body.subarray(0, Math.min(body.length - 1, Math.floor(at * body.length)));
     const a = await send('protobuf', cut);
     const pairs = decodedPairs(cut);
     if (pairs === undefined) assert.equal(a.status, 400, 'what protobufjs cannot decode is a 400');
     else await assertAccounted(a, pairs);
-  }), { seed: SEED + 3, numRuns: RUNS });
-  await fc.assert(fc.asyncProperty(validPbArb, fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), async (body, flips) => {
+  }), SEED + 3);
+  await assertRuns(() => fc.asyncProperty(validPbArb, fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), async (body, flips) => {
     const mutated = Buffer.from(body);
     for (const f of flips) mutated[(f >> 3) % mutated.length] = (mutated[(f >> 3) % mutated.length] as number) ^ (1 << (f & 7));
     const a = await send('protobuf', mutated);
     const pairs = decodedPairs(mutated);
     if (pairs === undefined) assert.equal(a.status, 400);
     else await assertAccounted(a, pairs);
-  }), { seed: SEED + 4, numRuns: RUNS });
+  }), SEED + 4);
   await assertHealthy();
 });
 
@@ -402,11 +413,11 @@ test('a random wrong-typed value at a random path: 200 accounts for every span, 
     return { t1: `e1e1${n}0000000000000001`, s1: `4141${n}`, t2: `e2e2${n}0000000000000002`, s2: `4242${n}` };
   };
   const all = paths(richJsonRequest(ids()));
-  await fc.assert(fc.asyncProperty(fc.constantFrom(...all), fc.jsonValue({ maxDepth: 3 }), async (p, value) => {
+  await assertRuns(() => fc.asyncProperty(fc.constantFrom(...all), fc.jsonValue({ maxDepth: 3 }), async (p, value) => {
     const doc = setPath(richJsonRequest(ids()), p, value);
     const a = await send('json', JSON.stringify(doc));
     await assertAccounted(a, jsonPairs(doc));
-  }), { seed: SEED + 5, numRuns: RUNS });
+  }), SEED + 5);
   await assertHealthy();
 });
 
