@@ -12,6 +12,7 @@ import { URLSearchParams } from 'node:url';
 import { DEFAULT_PROJECT_ID } from '../receiver/dist/auth/keys.js';
 import { containsPattern } from '../receiver/dist/api/params.js';
 import { agentStats } from '../receiver/dist/query/agents.js';
+import { runAgentRollup } from '../receiver/dist/workers/agent-rollup.js';
 import { listTraces } from '../receiver/dist/query/traces.js';
 import { createReadDb } from '../dashboard/dist/db/pool.js';
 import { projectsOfSession, recentRuns, spansPerMinute, todayTotals, workerStatus } from '../dashboard/dist/db/queries.js';
@@ -76,7 +77,13 @@ await benchMain(async () => {
   // The writer acknowledges after commit; the summary row is there once the API finds the trace.
   const bigDetail = (await api.get(`/v1/traces/${big.traceId}`)).body;
   if (bigDetail.spans.length !== big.spans) throw new Error(`big trace: ${bigDetail.spans.length} spans stored, ${big.spans} sent`);
-  await db.query('VACUUM ANALYZE telemetry.spans, telemetry.span_events, telemetry.span_links, telemetry.traces');
+  // What agent_rollup_task does on its first tick (the receiver's own runs start minutes later):
+  // roll up the complete days loaded, so the Agents pages read the rollup as in steady state.
+  const rollupStart = process.hrtime.bigint();
+  const rollup = await runAgentRollup({ client: db, signal: new AbortController().signal }, { defaultRetentionDays: 30, retentionEnabled: true });
+  const rollupS = Number(process.hrtime.bigint() - rollupStart) / 1e9;
+  progress(`agent rollup: ${rollup.days_rolled_up} days, ${rollup.rows} rows in ${fmtS(rollupS)}`);
+  await db.query('VACUUM ANALYZE telemetry.spans, telemetry.span_events, telemetry.span_links, telemetry.traces, telemetry.agent_daily, telemetry.agent_daily_days');
   await db.query('CHECKPOINT');
   const dbSize = Number((await db.query('SELECT pg_database_size(current_database()) AS b')).rows[0].b);
   const dashboard = await spawnDashboard({ receiverUrl: receiver.url, databaseUrl: url, logPath: dlog });
@@ -118,9 +125,10 @@ await benchMain(async () => {
     { key: 'pageDeep', label: `Traces, page ${opts.deepPages + 1} (following "Next page")`, path: undefined, floor: undefined },
     { key: 'bigTrace', label: `Trace detail, big trace (${fmtInt(big.spans)} spans, 3 levels)`, path: `/traces/${big.traceId}`, floor: apiFloor(`/v1/traces/${big.traceId}`), floorText: 'GET /v1/traces/{id}' },
     { key: 'trace', label: 'Trace detail, typical trace (6–14 spans)', path: `/traces/${counts.typical}`, floor: apiFloor(`/v1/traces/${counts.typical}`), floorText: 'GET /v1/traces/{id}' },
-    { key: 'agents', label: 'Agents (default: last day)', path: '/agents', floor: apiFloor('/v1/agents?lookback_days=1'), floorText: 'GET /v1/agents?lookback_days=1' },
+    { key: 'agents', label: 'Agents (default: last 30 days)', path: '/agents', floor: apiFloor('/v1/agents?lookback_days=30'), floorText: 'GET /v1/agents?lookback_days=30' },
+    { key: 'agents1', label: 'Agents, last day', path: '/agents?days=1', floor: apiFloor('/v1/agents?lookback_days=1'), floorText: 'GET /v1/agents?lookback_days=1', warmup: 2, min: 5 },
     { key: 'agents7', label: 'Agents, last 7 days', path: '/agents?days=7', floor: apiFloor('/v1/agents?lookback_days=7'), floorText: 'GET /v1/agents?lookback_days=7', warmup: 2, min: 5 },
-    { key: 'agents30', label: 'Agents, last 30 days', path: '/agents?days=30', floor: apiFloor('/v1/agents?lookback_days=30'), floorText: 'GET /v1/agents?lookback_days=30', warmup: 1, min: 5 },
+    { key: 'agents90', label: 'Agents, last 90 days', path: '/agents?days=90', floor: apiFloor('/v1/agents?lookback_days=90'), floorText: 'GET /v1/agents?lookback_days=90', warmup: 1, min: 5 },
     { key: 'budgets', label: 'Budgets', path: '/budgets', floor: apiFloor('/v1/budgets'), floorText: 'GET /v1/budgets' },
     { key: 'halts', label: 'Halts', path: '/halts', floor: par(apiFloor('/v1/halts?limit=200'), apiFloor('/v1/halts?state=all&limit=50')), floorText: 'GET /v1/halts, ?state=all' },
     { key: 'policies', label: 'Policies', path: '/policies', floor: par(apiFloor('/v1/policies'), apiFloor('/v1/policies/evaluations?shadow=true&limit=50')), floorText: 'GET /v1/policies, /v1/policies/evaluations?shadow=true' },
@@ -267,10 +275,10 @@ await benchMain(async () => {
   md.push(table(['page', 'requests', 'page p50', 'page p95', 'floor p50 / p95', 'ratio p95', 'HTML', 'dashboard CPU per page', 'other processes CPU', `p95 < ${TARGET_MS} ms`], rows));
   md.push('');
   md.push(`Floors (trace-list filters: \`GET /v1/traces\` with the same filter): ${measured.filter((p) => !p.filters).map((p) => `${p.key} = ${p.floorText}`).join('; ')}. "Dashboard CPU per page": the dashboard process's CPU time over the row divided by the pages served (rendering, cookies, calling the receiver). ${missed.length ? `**Over the target**: ${missed.map((p) => `${p.label} (p95 ${ms1(p.result.page.p95)}, floor p95 ${ms1(p.result.floor.p95)})`).join('; ')}.` : `Every page is under ${TARGET_MS} ms at p95.`}`);
-  const a30 = pages.find((p) => p.key === 'agents30');
+  const a30 = pages.find((p) => p.key === 'agents');
   const a30Plan = plans.find((p) => p.label.includes('30 days'));
   md.push('');
-  md.push(`**Agents**: the page is the receiver's \`GET /v1/agents\`, which aggregates every span of the window on each call (\`agentStats\`: ${ms1(a30Plan.plan.execMs)} inside Postgres for 30 days, ${seqOf(a30Plan).length ? 'sequential scans of the spans partitions' : 'index scans'}; floor p95 ${ms1(a30.result.floor.p95)} over HTTP), so its cost grows with the spans in the window, not with the page. The dashboard opens it on the last day; 7 and 30 days stay a choice and are measured above. Meeting the target for long windows needs a per-agent rollup kept by the receiver's writer (as \`telemetry.traces\` is for traces), not a dashboard change.`);
+  md.push(`**Agents**: the page is the receiver's \`GET /v1/agents\` (\`agentStats\`: ${ms1(a30Plan.plan.execMs)} inside Postgres for 30 days, ${spanSeq.includes(a30Plan) ? 'sequential scans of the spans partitions' : 'no sequential scan of spans'}; floor p95 ${ms1(a30.result.floor.p95)} over HTTP). Complete UTC days come from \`telemetry.agent_daily\`, the per-agent daily rollup kept by \`agent_rollup_task\` (its first tick, run before the pages: ${rollup.days_rolled_up} days, ${fmtInt(rollup.rows)} rows in ${fmtS(rollupS)}); only the partial first day and today are aggregated from spans, so 7, 30 and 90 days cost about the same.`);
   md.push('');
   md.push(`**Plans at ${fmtInt(load.spans)} spans** (EXPLAIN (ANALYZE, BUFFERS) after the measurement; the receiver's statements captured from its own query functions). ${spanSeq.length ? `**Sequential scans of spans**: ${spanSeq.map((p) => p.label).join(', ')}.` : 'No statement scans spans sequentially.'}`);
   md.push('');

@@ -397,6 +397,29 @@ export interface CoreWorkerStatus {
   worker: string;
 }
 
+export interface TelemetryAgentDaily {
+  agent_name: string;
+  cost_usd: Numeric;
+  day: Timestamp;
+  error_spans: Int8;
+  first_ns: Int8;
+  input_tokens: Numeric;
+  last_ns: Int8;
+  llm_calls: Int8;
+  models_used: string[];
+  output_tokens: Numeric;
+  project_id: string;
+  spans: Int8;
+  tool_calls: Int8;
+  tools_used: string[];
+}
+
+export interface TelemetryAgentDailyDays {
+  day: Timestamp;
+  project_id: string;
+  rolled_up_at: Timestamp;
+}
+
 export interface TelemetrySpanEvents {
   attributes: Generated<Json>;
   dropped_attributes_count: Generated<number>;
@@ -516,6 +539,8 @@ export interface DB {
   "core.webhook_events": CoreWebhookEvents;
   "core.worker_runs": CoreWorkerRuns;
   "core.worker_status": CoreWorkerStatus;
+  "telemetry.agent_daily": TelemetryAgentDaily;
+  "telemetry.agent_daily_days": TelemetryAgentDailyDays;
   "telemetry.span_events": TelemetrySpanEvents;
   "telemetry.span_links": TelemetrySpanLinks;
   "telemetry.spans": TelemetrySpans;

@@ -9,15 +9,18 @@ import { retentionCleanupWorker, RETENTION_CLEANUP_TASK } from './retention-clea
 import { auditPartitionWorker, AUDIT_PARTITION_TASK } from '../audit/audit.js';
 import { webhookSweeperWorker, withWebhookWakeups, WEBHOOK_SWEEPER_TASK, type WebhookSweeperOptions } from '../webhooks/webhooks.js';
 import { budgetMonitorWorker, BUDGET_MONITOR_TASK } from '../governance/governance.js';
+import { agentRollupWorker, AGENT_ROLLUP_TASK } from './agent-rollup.js';
 
 export type { Workers, WorkerDefinition, FrameworkOptions, TickOutcome, WorkerState, Tick } from './framework.js';
 export { createFramework, inTransaction } from './framework.js';
 
-export const WORKER_NAMES = [SPANS_PARTITION_TASK, RETENTION_TASK, RETENTION_CLEANUP_TASK, AUDIT_PARTITION_TASK, WEBHOOK_SWEEPER_TASK, BUDGET_MONITOR_TASK] as const;
+export const WORKER_NAMES = [SPANS_PARTITION_TASK, RETENTION_TASK, RETENTION_CLEANUP_TASK, AUDIT_PARTITION_TASK, WEBHOOK_SWEEPER_TASK, BUDGET_MONITOR_TASK, AGENT_ROLLUP_TASK] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
 
 /** Partition upkeep runs hourly: partitions are kept months ahead, so this is only a safety margin. */
 export const SPANS_PARTITION_INTERVAL_SECONDS = 3600;
+/** The agent rollup runs every 5 minutes: it recomputes the last two complete days each tick (late spans). */
+export const AGENT_ROLLUP_INTERVAL_SECONDS = 300;
 
 export interface WorkerOptions extends FrameworkOptions {
   /** Per-worker interval in seconds, replacing the configured one. */
@@ -41,6 +44,7 @@ export function workerDefinitions(ctx: Pick<ReceiverContext, 'config' | 'metrics
     auditPartitionWorker(ctx, { intervalSeconds: options.intervals?.[AUDIT_PARTITION_TASK] }),
     webhookSweeperWorker(ctx, { ...options.webhookSweeper, intervalSeconds: every(WEBHOOK_SWEEPER_TASK, config.webhookSweeperIntervalSeconds) }),
     budgetMonitorWorker(ctx, { intervalSeconds: every(BUDGET_MONITOR_TASK, config.budgetMonitorIntervalSeconds) }),
+    agentRollupWorker({ defaultRetentionDays: config.retentionDays, retentionEnabled: config.retentionEnabled, intervalSeconds: every(AGENT_ROLLUP_TASK, AGENT_ROLLUP_INTERVAL_SECONDS) }),
     ...(options.extra ?? []),
   ];
 }
