@@ -39,7 +39,9 @@ export async function spawnReceiver({ env, nodeArgs = [], logPath, readyTimeoutM
   const t0 = performance.now();
   const child = spawnNode([...extra, ...nodeArgs, RECEIVER_MAIN], {
     cwd: tmpdir(), logPath,
-    env: { ...process.env, ...BENCH_RECEIVER_ENV, PORT: String(port), ...env },
+    // MALLOC_ARENA_MAX=2 as the product runs it (receiver/Dockerfile, scripts/start.mjs); set it to
+    // another value in the environment to measure without.
+    env: { MALLOC_ARENA_MAX: '2', ...process.env, ...BENCH_RECEIVER_ENV, PORT: String(port), ...env },
   });
   const readyMs = await waitReady(url, child, t0, readyTimeoutMs, logPath);
   return { child, pid: child.pid, url, port, readyMs, stop: (graceMs) => stopChild(child, graceMs) };
