@@ -33,11 +33,19 @@ test('an agent budget breached through the OTel exporter halts that agent only; 
     (await api('GET', '/v1/halts')).halts.find((h: any) => h.budget_id === budgetA.id));
   assert.deepEqual([haltOfA.scope, haltOfA.scope_value, haltOfA.state, haltOfA.actor.type], ['agent', 'agent-a', 'active', 'budget']);
   // The first tick that saw the spend crossed 80 % and 100 % at once (both record the full spend), with one halt.
-  const crossed = (await r.pool.query('SELECT threshold::float8 AS t, spent_usd::float8 AS spent, cardinality(halt_ids) AS halts FROM core.budget_crossings WHERE budget_id = $1 ORDER BY threshold', [budgetA.id])).rows;
+  // (Each crossing is its own transaction: wait until both are visible, not just the halting one.)
+  const crossed = await waitFor('both crossings recorded', async () => {
+    const rows = (await r.pool.query('SELECT threshold::float8 AS t, spent_usd::float8 AS spent, cardinality(halt_ids) AS halts FROM core.budget_crossings WHERE budget_id = $1 ORDER BY threshold', [budgetA.id])).rows;
+    return rows.length >= 2 ? rows : undefined;
+  });
   assert.deepEqual(crossed.map((c) => [c.t, c.spent, c.halts]), [[80, 0.035, 0], [100, 0.035, 1]]);
 
-  // B was evaluated by the same ticks and stays below its budget.
-  const b = (await api('GET', `/v1/budgets/${budgetB.id}`)).budget;
+  // B is evaluated by the same ticks (each budget in its own transaction, so possibly just after A's
+  // halt is visible) and stays below its budget.
+  const b = await waitFor('the monitor records B\'s spend', async () => {
+    const got = (await api('GET', `/v1/budgets/${budgetB.id}`)).budget;
+    return got.spent_usd === '0.00035' ? got : undefined;
+  });
   assert.deepEqual([b.spent_usd, b.exhausted, b.auto_halted], ['0.00035', false, false]);
   const active = (await api('GET', '/v1/halts')).halts;
   assert.deepEqual(active.map((h: any) => h.scope_value), ['agent-a'], 'agent-a only: not agent-b, not the project');
