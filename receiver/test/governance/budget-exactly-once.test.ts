@@ -60,6 +60,12 @@ test('the unique crossing key alone (no advisory lock): concurrent evaluations r
   const created = await call(a.url, 'POST', '/v1/budgets', key, { name: 'project cap', max_spend_usd: '2', thresholds: [50, 80, 100] });
   // A budget the running monitors skip (inactive) so only this test's evaluations touch it.
   await call(a.url, 'PATCH', `/v1/budgets/${created.body.id}`, key, { is_active: false });
+  // A monitor tick that listed the budget while it was still active could evaluate it after the spans
+  // below land and take a crossing from this test's evaluations: wait for a run that began after the
+  // PATCH (runs hold the advisory lock, so every earlier run has finished by then).
+  const patchedAt = (await a.pool.query('SELECT now() AS t')).rows[0].t;
+  await waitFor('a monitor run that sees the budget inactive', async () =>
+    (await a.pool.query(`SELECT 1 FROM core.worker_runs WHERE worker = 'budget_monitor_task' AND started_at > $1 LIMIT 1`, [patchedAt])).rowCount);
   await postSpans(a.url, key, 'svc', [costSpan('x', 1.5), costSpan('y', 1.5)]);
   const budget = await getBudget(a.pool, P, created.body.id);
   const { log } = memoryLogger();
