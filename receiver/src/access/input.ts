@@ -4,20 +4,11 @@ import { isIP } from 'node:net';
 import { Unprocessable } from '../errors.js';
 import { validateScopes } from '../auth/keys.js';
 
-type Body = Record<string, unknown>;
-const loc = (...path: (string | number)[]) => ['body', ...path];
+// The body helpers every service's validation shares (one definition, in governance/input.ts).
+import { bodyObject, isUuid, loc, type Body } from '../governance/input.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-export const isUuid = (v: string): boolean => UUID.test(v);
+export { bodyObject, isUuid };
 
-/** The JSON body as an object; an absent body is `{}` (a POST needing no body may send none). */
-export function bodyObject(body: unknown): Body {
-  if (body === undefined || body === null) return {};
-  if (typeof body !== 'object' || Array.isArray(body)) throw new Unprocessable('body must be a JSON object', ['body'], 'model_type');
-  return body as Body;
-}
-
-/** Trimmed text of 1..max characters; NUL and other control characters are refused. */
 export function text(b: Body, field: string, max: number, opts: { required: true }): string;
 export function text(b: Body, field: string, max: number, opts?: { required?: boolean }): string | undefined;
 export function text(b: Body, field: string, max: number, opts: { required?: boolean } = {}): string | undefined {
