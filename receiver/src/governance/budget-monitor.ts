@@ -36,17 +36,20 @@ export interface Usage {
 
 // Cost: USD of the priced spans of the budget's scope in its window; a threshold t is reached when
 // spent ≥ limit × t / 100 (exact numeric arithmetic in Postgres).
+/** `s.spent`: the cost budget `b`'s spend in its current window `w` (spans of its scope); shared with the forecast. */
+export const BUDGET_SPEND_LATERAL = `CROSS JOIN LATERAL (
+  SELECT coalesce(sum(sp.cost_usd), 0) AS spent FROM telemetry.spans sp
+  WHERE sp.project_id = b.project_id AND sp.cost_usd IS NOT NULL AND sp.start_time >= w.spend_from AND sp.start_time < w.window_end
+    AND (b.scope <> 'agent' OR sp.agent_name = b.scope_value) AND (b.scope <> 'model' OR sp.model = b.scope_value)
+) s`;
+
 const COST_USAGE_SQL = `
 SELECT w.window_start, w.spend_from, w.window_end, s.spent::text AS spent, 0 AS count, NULL::text AS agent_name, NULL::text AS tool_name,
   array(SELECT t::text FROM unnest(b.thresholds) t WHERE s.spent * 100 >= b.max_spend_usd * t ORDER BY t) AS crossed,
   s.spent >= b.max_spend_usd AS exhausted
 FROM core.budgets b
 CROSS JOIN LATERAL core.budget_window(b.budget_duration, b.window_type, now()) w
-CROSS JOIN LATERAL (
-  SELECT coalesce(sum(sp.cost_usd), 0) AS spent FROM telemetry.spans sp
-  WHERE sp.project_id = b.project_id AND sp.cost_usd IS NOT NULL AND sp.start_time >= w.spend_from AND sp.start_time < w.window_end
-    AND (b.scope <> 'agent' OR sp.agent_name = b.scope_value) AND (b.scope <> 'model' OR sp.model = b.scope_value)
-) s
+${BUDGET_SPEND_LATERAL}
 WHERE b.project_id = $1 AND b.id = $2`;
 
 // Iteration: the most repeated (agent, tool) pair of the budget's scope within the last

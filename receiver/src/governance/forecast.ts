@@ -2,6 +2,7 @@
 // spent in its current window and when it runs out at the recent burn rate (the budget scope's
 // spend of the last 24 hours), if that happens before the window ends.
 import { decimalText } from './budgets.js';
+import { BUDGET_SPEND_LATERAL } from './budget-monitor.js';
 import type { Queryable } from './change.js';
 
 export interface BudgetForecast { budget_id: string; budget_name: string; spent_usd: string; limit_usd: string; projected_exhaustion_date: string | null }
@@ -10,11 +11,7 @@ const FORECAST_SQL = `
 SELECT b.id, b.name, b.max_spend_usd::text AS limit_usd, s.spent::text AS spent, r.burn::text AS burn_24h, w.window_end, now() AS now
 FROM core.budgets b
 CROSS JOIN LATERAL core.budget_window(b.budget_duration, b.window_type, now()) w
-CROSS JOIN LATERAL (
-  SELECT coalesce(sum(sp.cost_usd), 0) AS spent FROM telemetry.spans sp
-  WHERE sp.project_id = b.project_id AND sp.cost_usd IS NOT NULL AND sp.start_time >= w.spend_from AND sp.start_time < w.window_end
-    AND (b.scope <> 'agent' OR sp.agent_name = b.scope_value) AND (b.scope <> 'model' OR sp.model = b.scope_value)
-) s
+${BUDGET_SPEND_LATERAL}
 CROSS JOIN LATERAL (
   SELECT coalesce(sum(sp.cost_usd), 0) AS burn FROM telemetry.spans sp
   WHERE sp.project_id = b.project_id AND sp.cost_usd IS NOT NULL AND sp.start_time > now() - interval '24 hours' AND sp.start_time <= now()
