@@ -4,7 +4,8 @@
 // the thread reports its progress through shared memory and the main thread terminates it when one
 // evaluation stalls (CelRunner), then re-runs the batch without the policy that stalled.
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { activationFor, compileExpression, evaluateProgram, type Activation, type Program, type SpanInput } from './cel.js';
+import { activationFor, compileExpression, evaluateProgram, type Activation, type Outcome, type Program, type SpanInput } from './cel.js';
+import { compileFast, FALLBACK, type FastContext, type FastProgram } from './cel-fast.js';
 
 export interface PolicyInput { expression: string; /** Agent names the policy applies to; null = every agent. */ agents: string[] | null }
 
@@ -20,6 +21,23 @@ export interface EvalHit { p: number; s: number; kind: 'match' | 'error'; messag
 
 type Reply = { type: 'ready' } | { type: 'result'; id: number; hits: EvalHit[] };
 
+/**
+ * `timed`: whether the closures can take long (a regex); their other operations are linear in the span's
+ * strings. An evaluation by cel-js is always timed.
+ */
+interface Compiled { program: Program; fast: FastProgram | null; timed: boolean }
+
+const MATCH: Outcome = { kind: 'match' };
+const NO_MATCH: Outcome = { kind: 'no_match' };
+const DIGITS = /^-?\d+$/;
+
+/** Whether activationFor certainly succeeds on the span's scalar fields (otherwise it is tried). */
+function preparable(s: SpanInput): boolean {
+  const int = (v: unknown) => (typeof v === 'string' ? DIGITS.test(v) : Number.isSafeInteger(v));
+  return typeof s.start_ns === 'string' && DIGITS.test(s.start_ns) && typeof s.end_ns === 'string' && DIGITS.test(s.end_ns)
+    && (s.input_tokens === null || int(s.input_tokens)) && (s.output_tokens === null || int(s.output_tokens));
+}
+
 // Progress words in shared memory: [evaluations started, policy index, span index].
 const SEQ = 0;
 const POLICY = 1;
@@ -31,12 +49,14 @@ function runInThread(progress: Int32Array, port: NonNullable<typeof parentPort>)
   // A missing attribute (attrs["gen_ai.tool.name"] on an LLM span) is a thrown no_such_key, the common
   // non-match: without stack capture a throw costs a fraction; messages, all the thread reports, are kept.
   Error.stackTraceLimit = 0;
-  const programs = new Map<string, Program | Error>();
-  const compiled = (expression: string): Program | Error => {
+  const programs = new Map<string, Compiled | Error>();
+  const compiled = (expression: string): Compiled | Error => {
     let p = programs.get(expression);
     if (!p) {
       try {
-        p = compileExpression(expression);
+        const program = compileExpression(expression);
+        const fast = compileFast(program.ast);
+        p = { program, fast, timed: expression.includes('matches') };
       } catch (err) {
         p = err as Error;
       }
@@ -49,6 +69,11 @@ function runInThread(progress: Int32Array, port: NonNullable<typeof parentPort>)
   const step = (p: number, s: number) => {
     Atomics.store(progress, POLICY, p);
     Atomics.store(progress, SPAN, s);
+    Atomics.add(progress, SEQ, 1);
+  };
+  // Within a span (step(-1, s) stored its index): a plain store, published by the atomic add.
+  const evaluating = (p: number) => {
+    progress[POLICY] = p;
     Atomics.add(progress, SEQ, 1);
   };
 
@@ -69,22 +94,41 @@ function runInThread(progress: Int32Array, port: NonNullable<typeof parentPort>)
     for (let s = 0; s < req.spans.length; s++) {
       const span = req.spans[s] as SpanInput;
       step(-1, s);
-      let activation: Activation;
-      try {
-        activation = activationFor(span, now);
-      } catch (err) {
-        for (let p = 0; p < progs.length; p++) if (!skip.has(p)) hits.push({ p, s, kind: 'error', message: `span could not be prepared: ${(err as Error).message}` });
+      // The activation is built only for an expression the closures leave to cel-js; a span whose
+      // activation would fail is an error for every policy, as before.
+      let activation: Activation | undefined;
+      let failed: string | undefined;
+      const activate = (): Activation | undefined => {
+        if (activation || failed !== undefined) return activation;
+        try {
+          activation = activationFor(span, now);
+        } catch (err) {
+          failed = `span could not be prepared: ${(err as Error).message}`;
+        }
+        return activation;
+      };
+      if (!preparable(span) && !activate()) {
+        for (let p = 0; p < progs.length; p++) if (!skip.has(p)) hits.push({ p, s, kind: 'error', message: failed as string });
         continue;
       }
+      const ctx: FastContext = { s: span, now };
       for (let p = 0; p < progs.length; p++) {
         const prog = progs[p];
         if (skip.has(p) || !prog || prog instanceof Error) continue;
         const agents = agentSets[p];
         if (agents && (span.agent_name === null || !agents.has(span.agent_name))) continue;
-        step(p, s);
-        const t0 = performance.now();
-        const outcome = evaluateProgram(prog, activation);
-        const ms = performance.now() - t0;
+        evaluating(p);
+        let t0 = prog.timed ? performance.now() : -1;
+        let outcome: Outcome;
+        const fast = prog.fast ? prog.fast(ctx) : FALLBACK;
+        if (fast === true) outcome = MATCH;
+        else if (fast === false) outcome = NO_MATCH;
+        else {
+          if (t0 < 0) t0 = performance.now();
+          const act = activate();
+          outcome = act ? evaluateProgram(prog.program, act) : { kind: 'error', message: failed as string };
+        }
+        const ms = t0 < 0 ? 0 : performance.now() - t0;
         if (ms > req.softLimitMs) {
           hits.push({ p, s, kind: 'error', message: `evaluation took ${Math.round(ms)} ms, over the ${req.softLimitMs} ms limit` });
           skip.add(p);

@@ -5,8 +5,9 @@
 // are counted and skipped. Outcomes are recorded by evaluations.ts. Evaluation is at most once: a
 // receiver that stops drops what is still queued (the spans themselves are stored).
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { SpanRow } from '../ingest/normalize.js';
-import type { SpanInput } from './cel.js';
+import type { SpanRow, TypedValue } from '../ingest/normalize.js';
+import { compileExpression, type SpanInput } from './cel.js';
+import { readKeys, type ReadKeys } from './cel-fast.js';
 import { CelRunner, type EvalHit, type PolicyInput, type RunnerOptions } from './cel-thread.js';
 import type { GovernanceDeps } from './change.js';
 import { recordOutcomes, type EvaluatedSpan, type PolicyFailure, type PolicyMatch } from './evaluations.js';
@@ -36,11 +37,58 @@ function evaluatorMetrics(registry: Registry) {
   };
 }
 
-/** The span facts evaluation needs (ingest's SpanRow has more; only these cross to the thread). */
-function spanInput(s: SpanRow): SpanInput {
+const readKeysCache = new Map<string, ReadKeys>();
+const ALL: ReadKeys = { attrs: 'all', resource: 'all' };
+
+/** The attribute and resource keys an expression can read (all of them when it does not compile here). */
+function keysOf(expression: string): ReadKeys {
+  let keys = readKeysCache.get(expression);
+  if (!keys) {
+    try {
+      keys = readKeys(compileExpression(expression).ast);
+    } catch {
+      keys = ALL;
+    }
+    if (readKeysCache.size >= 1000) readKeysCache.clear();
+    readKeysCache.set(expression, keys);
+  }
+  return keys;
+}
+
+type KeyList = string[] | 'all';
+
+/** The union of what a batch's expressions read. */
+export function batchKeys(expressions: string[]): { attrs: KeyList; resource: KeyList } {
+  const attrs = new Set<string>();
+  const resource = new Set<string>();
+  let allAttrs = false;
+  let allResource = false;
+  for (const e of expressions) {
+    const k = keysOf(e);
+    if (k.attrs === 'all') allAttrs = true;
+    else for (const x of k.attrs) attrs.add(x);
+    if (k.resource === 'all') allResource = true;
+    else for (const x of k.resource) resource.add(x);
+  }
+  return { attrs: allAttrs ? 'all' : [...attrs], resource: allResource ? 'all' : [...resource] };
+}
+
+function pick(map: Record<string, TypedValue>, keys: KeyList): Record<string, TypedValue> {
+  if (keys === 'all') return map;
+  const out: Record<string, TypedValue> = {};
+  for (const k of keys) if (Object.hasOwn(map, k)) out[k] = map[k] as TypedValue;
+  return out;
+}
+
+/**
+ * What crosses to the thread of a span (ingest's SpanRow has more): the span facts, and only the
+ * attributes the batch's expressions read.
+ */
+export function threadInput(s: SpanInput, keys: { attrs: KeyList; resource: KeyList }): SpanInput {
   return {
     trace_id: s.trace_id, span_id: s.span_id, name: s.name, kind: s.kind, start_ns: s.start_ns, end_ns: s.end_ns,
-    status_code: s.status_code, status_message: s.status_message, attributes: s.attributes, resource_attributes: s.resource_attributes,
+    status_code: s.status_code, status_message: s.status_message,
+    attributes: pick(s.attributes, keys.attrs), resource_attributes: pick(s.resource_attributes, keys.resource),
     service_name: s.service_name, agent_name: s.agent_name, model: s.model, tool_name: s.tool_name, operation_name: s.operation_name,
     input_tokens: s.input_tokens, output_tokens: s.output_tokens, cost_usd: s.cost_usd, is_llm: s.is_llm, is_tool: s.is_tool,
   };
@@ -246,10 +294,10 @@ export class PolicyEvaluator {
   private async process(projectId: string, rows: SpanRow[]): Promise<void> {
     const policies = await this.policiesOf(projectId);
     if (!policies.length) return;
-    const spans = rows.map(spanInput);
     const inputs: PolicyInput[] = policies.map((p) => ({ expression: p.match_expression, agents: p.applies_to.length ? p.applies_to : null }));
-    const { hits, stalled } = await this.runner.run(inputs, spans, Date.now());
-    const outcome = collectHits(policies, spans, hits, stalled, this.opts.hardLimitMs);
+    const keys = batchKeys(inputs.map((p) => p.expression));
+    const { hits, stalled } = await this.runner.run(inputs, rows.map((s) => threadInput(s, keys)), Date.now());
+    const outcome = collectHits(policies, rows, hits, stalled, this.opts.hardLimitMs);
     const recorded = await recordOutcomes(this.deps, projectId, outcome.matches, outcome.failures);
     if (recorded.matches) this.metrics.evaluations.inc({ outcome: 'match' }, recorded.matches);
     if (recorded.errors) this.metrics.evaluations.inc({ outcome: 'error' }, recorded.errors);
