@@ -13,6 +13,8 @@ import { migrationStatus, runMigrations } from './db/migrate.js';
 import { ensurePartitions } from './db/partitions.js';
 import { createIngest, type IngestDeps } from './ingest/ingest.js';
 import { ApiKeyAuthenticator, seedDevKey } from './auth/keys.js';
+import { InvalidationListener } from './auth/invalidation.js';
+import { attachSyncSnapshots } from './governance/sync.js';
 import { RateLimiter } from './auth/ratelimit.js';
 import { Authenticator } from './auth/authenticate.js';
 import { clientIp } from './auth/client-ip.js';
@@ -59,7 +61,9 @@ export async function startReceiver(config: Config, log: Logger, opts: { workers
   log.info({ database: redactUrl(databaseUrl), embedded: !!embedded }, 'connecting to Postgres');
   const pool = createPool(databaseUrl, { max: 20 });
   const healthPool = createPool(databaseUrl, { max: 2, applicationName: 'strathon-receiver-health' });
+  const invalidation = new InvalidationListener(pool.options, log);
   const cleanupDb = async () => {
+    invalidation.close();
     await Promise.allSettled([pool.end(), healthPool.end()]);
     if (embedded) await embedded.stop();
   };
@@ -83,7 +87,9 @@ export async function startReceiver(config: Config, log: Logger, opts: { workers
       samplingRate: config.samplingRate, maxQueueSpans: config.ingestQueueMaxSpans, maxQueueBytes: config.ingestQueueMaxBytes,
       maxBatchSpans: config.ingestBatchMaxSpans, writers: config.ingestWriters, metrics, log,
     });
-    const keys = new ApiKeyAuthenticator(pool, log);
+    invalidation.start();
+    const keys = new ApiKeyAuthenticator(pool, log, { invalidation });
+    attachSyncSnapshots(pool, invalidation);
     const limiter = new RateLimiter(config.rateLimitRps, config.rateLimitBurst, config.rateLimitEnabled);
 
     // With auto-migrate off, ingest stays closed until the schema reaches head (checked at most every 2 s).

@@ -77,3 +77,26 @@ export async function makeKey(pool: pg.Pool, scopes: string[], projectId = DEFAU
 }
 
 export const hex = (n: number) => randomBytes(n).toString('hex');
+
+/** Poll `cond` every 10 ms; fail the test with `what` after `ms`. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Run SQL with triggers off (no NOTIFY): only a cache miss or reload can see the change. */
+export async function silently(url: string, sql: string, values: unknown[]): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query('SET LOCAL session_replication_role = replica');
+    await c.query(sql, values);
+    await c.query('COMMIT');
+  } finally {
+    await c.end();
+  }
+}

@@ -1,13 +1,14 @@
 // API keys of a project (SPEC §6.2): list, create, rotate with a grace period, revoke.
 // Keys are only ever addressed within the caller's project: another project's key id is
-// indistinguishable from an unknown one (404). Revocation needs no cache invalidation: every
-// request looks its key up in Postgres (auth/keys.ts), so it holds at once on every replica.
+// indistinguishable from an unknown one (404). Receivers cache keys (auth/keys.ts): a trigger
+// NOTIFYs every replica of a change, and this process drops its copy as soon as the change commits.
 import { Conflict, NotFound } from '../errors.js';
 import { createApiKey, DEFAULT_KEY_SCOPES, generateKey, hashKey } from '../auth/keys.js';
 import { principalDisplay } from '../auth/principal.js';
 import { inTransaction, recordChange, type AccessDeps, type ChangeContext, type Tx } from './change.js';
 import { assertCanGrantScopes } from './grants.js';
 import { emitEvent } from '../webhooks/outbox.js';
+import { invalidateLocally } from '../auth/invalidation.js';
 
 export const DEFAULT_GRACE_SECONDS = 259_200; // 72 h, as Strathon
 export const MAX_GRACE_SECONDS = 30 * 86_400;
@@ -136,7 +137,7 @@ export async function rotateKey(
   deps: AccessDeps, change: ChangeContext, keyId: string, graceSeconds: number,
 ): Promise<{ row: ApiKeyRow; key: string; old: ApiKeyRow }> {
   const projectId = change.principal.projectId;
-  return inTransaction(deps.pool, async (tx) => {
+  const rotated = await inTransaction(deps.pool, async (tx) => {
     const old = await selectKey(tx, projectId, keyId, true);
     if (!old) throw new NotFound('API key not found');
     if (old.revoked_at) throw new Conflict('API key is revoked');
@@ -159,12 +160,14 @@ export async function rotateKey(
     });
     return { row, key: raw, old: retired };
   });
+  invalidateLocally({ kind: 'key', id: keyId });
+  return rotated;
 }
 
 /** Revoke at once. Unknown or another project's id → 404; already revoked → 409. */
 export async function revokeKey(deps: AccessDeps, change: ChangeContext, keyId: string): Promise<ApiKeyRow> {
   const projectId = change.principal.projectId;
-  return inTransaction(deps.pool, async (tx) => {
+  const revoked = await inTransaction(deps.pool, async (tx) => {
     const row = await markRevoked(tx, projectId, keyId);
     if (!row) {
       if (await selectKey(tx, projectId, keyId)) throw new Conflict('API key already revoked');
@@ -178,6 +181,8 @@ export async function revokeKey(deps: AccessDeps, change: ChangeContext, keyId: 
     });
     return row;
   });
+  invalidateLocally({ kind: 'key', id: keyId });
+  return revoked;
 }
 
 /** The first key of a new project (inside the project's creating transaction). */

@@ -4,6 +4,7 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type pg from 'pg';
 import { Forbidden, Unauthorized, Unavailable } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import type { Invalidation, InvalidationListener } from './invalidation.js';
 
 export const DEFAULT_PROJECT_ID = '00000000-0000-0000-0000-000000000001';
 export const DEV_KEY = 'stra_dev_local_default_project_do_not_use_in_production';
@@ -79,30 +80,57 @@ function ipAllowed(ip: string, cidrs: string[]): boolean {
   return list.check(plain, isIPv6(plain) ? 'ipv6' : 'ipv4');
 }
 
+interface KeyRow { id: string; project_id: string; scopes: string[]; key_prefix: string; revoked_at: Date | null; expires_at: Date | null; allowed_ips: string[] | null; deleted_at: Date | null }
+interface CachedKey { row: KeyRow; at: number }
+
+export interface KeyCacheOptions {
+  /** Without a listener nothing is cached: every request looks its key up. */
+  invalidation?: InvalidationListener;
+  /** A second guard beside invalidation (ms). */
+  ttlMs?: number;
+  maxEntries?: number;
+}
+
 export class ApiKeyAuthenticator {
   private lastUsedWritten = new Map<string, number>();
+  // SHA-256 (base64) of the key → its row, as looked up. Only keys that exist are cached (an
+  // unknown key always costs a lookup), so spraying made-up keys cannot grow or churn it.
+  private readonly cache = new Map<string, CachedKey>();
+  // Bumped by every invalidation: a lookup that raced one is not cached.
+  private generation = 0;
+  private readonly ttlMs: number;
+  private readonly maxEntries: number;
+  private readonly invalidation: InvalidationListener | undefined;
 
-  constructor(private readonly pool: pg.Pool, private readonly log: Logger) {}
+  constructor(private readonly pool: pg.Pool, private readonly log: Logger, opts: KeyCacheOptions = {}) {
+    this.ttlMs = opts.ttlMs ?? 5000;
+    this.maxEntries = opts.maxEntries ?? 10_000;
+    this.invalidation = opts.invalidation;
+    this.invalidation?.subscribe((inv) => this.invalidate(inv));
+  }
+
+  /** Drop what an invalidation names ('all' clears everything). */
+  invalidate(inv: Invalidation): void {
+    if (inv.kind === 'sync') return;
+    this.generation++;
+    if (inv.kind === 'all') {
+      this.cache.clear();
+      return;
+    }
+    for (const [h, e] of this.cache) {
+      if (inv.kind === 'key' ? e.row.id === inv.id : e.row.project_id === inv.id) this.cache.delete(h);
+    }
+  }
+
+  /** For tests: entries held. */
+  get cachedKeys(): number { return this.cache.size; }
 
   /** Resolve a raw key to its principal; 401 for unknown/revoked/expired, 503 if Postgres is unreachable (fail closed). */
   async authenticate(raw: string | undefined, clientIp: string): Promise<ApiKeyPrincipal> {
     if (!raw) throw new Unauthorized('Invalid API key');
     if (!raw.startsWith('stra_') || raw.length > 200) throw new Unauthorized('Invalid API key');
-    let row: { id: string; project_id: string; scopes: string[]; key_prefix: string; revoked_at: Date | null; expires_at: Date | null; allowed_ips: string[] | null; deleted_at: Date | null } | undefined;
-    try {
-      const r = await this.pool.query(
-        {
-          name: 'api_key_by_hash',
-          text: `SELECT k.id, k.project_id, k.scopes, k.key_prefix, k.revoked_at, k.expires_at, k.allowed_ips::text[] AS allowed_ips, p.deleted_at
-                 FROM core.api_keys k JOIN core.projects p ON p.id = k.project_id WHERE k.key_hash = $1`,
-          values: [hashKey(raw)],
-        },
-      );
-      row = r.rows[0];
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'API key lookup failed');
-      throw new Unavailable('auth backend unavailable', 2);
-    }
+    const hash = hashKey(raw);
+    const row = this.cached(hash.toString('base64')) ?? (await this.lookup(hash));
     if (!row || row.revoked_at || row.deleted_at) throw new Unauthorized('Invalid API key');
     if (row.expires_at && row.expires_at.getTime() <= Date.now()) throw new Unauthorized('API key expired');
     if (row.allowed_ips && row.allowed_ips.length > 0 && !ipAllowed(clientIp, row.allowed_ips)) {
@@ -110,6 +138,45 @@ export class ApiKeyAuthenticator {
     }
     this.touch(row.project_id, row.id);
     return { kind: 'api_key', keyId: row.id, projectId: row.project_id, scopes: row.scopes, keyPrefix: row.key_prefix };
+  }
+
+  private cached(h: string): KeyRow | undefined {
+    if (!this.invalidation?.listening) return undefined;
+    const e = this.cache.get(h);
+    if (!e) return undefined;
+    if (Date.now() - e.at < this.ttlMs) return e.row;
+    this.cache.delete(h);
+    return undefined;
+  }
+
+  private async lookup(hash: Buffer): Promise<KeyRow | undefined> {
+    const generation = this.generation;
+    const listening = this.invalidation?.listening ?? false;
+    let row: KeyRow | undefined;
+    try {
+      const r = await this.pool.query<KeyRow>(
+        {
+          name: 'api_key_by_hash',
+          text: `SELECT k.id, k.project_id, k.scopes, k.key_prefix, k.revoked_at, k.expires_at, k.allowed_ips::text[] AS allowed_ips, p.deleted_at
+                 FROM core.api_keys k JOIN core.projects p ON p.id = k.project_id WHERE k.key_hash = $1`,
+          values: [hash],
+        },
+      );
+      row = r.rows[0];
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'API key lookup failed');
+      throw new Unavailable('auth backend unavailable', 2);
+    }
+    // Cached only if the listener was up for the whole lookup and nothing was invalidated meanwhile
+    // (a change committed after the lookup read the row NOTIFYs after it started).
+    if (row && listening && this.invalidation?.listening && generation === this.generation) {
+      if (this.cache.size >= this.maxEntries) {
+        const oldest = this.cache.keys().next();
+        if (!oldest.done) this.cache.delete(oldest.value);
+      }
+      this.cache.set(hash.toString('base64'), { row, at: Date.now() });
+    }
+    return row;
   }
 
   /** last_used_at: at most once a minute per key, never inside the request's work. */

@@ -5,6 +5,7 @@
 import { keyTimeSql, type RowKey } from '../api/params.js';
 import { Conflict, NotFound } from '../errors.js';
 import { inTransaction, monitorActor, principalLabel, recordAudit, recordEvent, requestActor, type ChangeContext, type GovernanceDeps, type Queryable, type Tx } from './change.js';
+import { invalidateLocally } from '../auth/invalidation.js';
 
 export const APPROVAL_STATUSES = ['pending', 'approved', 'denied', 'expired'] as const;
 export type ApprovalStatus = (typeof APPROVAL_STATUSES)[number];
@@ -78,7 +79,7 @@ async function policyName(db: Queryable, projectId: string, policyId: string): P
 
 export async function requestApproval(deps: GovernanceDeps, change: ChangeContext, a: NewApproval): Promise<ApprovalRow> {
   const projectId = change.principal.projectId;
-  return inTransaction(deps.pool, async (tx) => {
+  const requested = await inTransaction(deps.pool, async (tx) => {
     const name = a.policyName ?? await policyName(tx, projectId, a.policyId);
     const r = await tx.query<ApprovalRow>(
       `INSERT INTO core.approvals (project_id, policy_id, policy_name, trace_id, span_id, span_name, agent_name, tool_name, tool_args,
@@ -96,6 +97,8 @@ export async function requestApproval(deps: GovernanceDeps, change: ChangeContex
     });
     return row;
   });
+  invalidateLocally({ kind: 'sync', id: projectId });
+  return requested;
 }
 
 async function markExpired(tx: Tx, projectId: string, ids: string[] | null): Promise<ApprovalRow[]> {
@@ -147,6 +150,7 @@ export async function decideApproval(deps: GovernanceDeps, change: ChangeContext
     });
     return { row: updated };
   });
+  invalidateLocally({ kind: 'sync', id: projectId });
   if ('conflict' in result) throw new Conflict(result.conflict);
   return result.row;
 }

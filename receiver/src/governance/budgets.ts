@@ -5,6 +5,7 @@
 import { keyTimeSql, type RowKey } from '../api/params.js';
 import { NotFound, Unprocessable } from '../errors.js';
 import { inTransaction, principalLabel, recordAudit, requestActor, type ChangeContext, type GovernanceDeps, type Queryable } from './change.js';
+import { invalidateLocally } from '../auth/invalidation.js';
 import * as input from './input.js';
 
 export const BUDGET_SCOPES = ['project', 'agent', 'model'] as const;
@@ -150,7 +151,7 @@ const FIELD_VALUES = (f: BudgetFields) => [
 
 export async function createBudget(deps: GovernanceDeps, change: ChangeContext, f: BudgetFields): Promise<BudgetRow> {
   const projectId = change.principal.projectId;
-  return inTransaction(deps.pool, async (tx) => {
+  const created = await inTransaction(deps.pool, async (tx) => {
     const r = await tx.query<BudgetRow>(
       `INSERT INTO core.budgets (project_id, name, scope, scope_value, budget_type, max_spend_usd, max_repeated_calls, loop_window_seconds,
          budget_duration, window_type, action, thresholds, is_active, created_by)
@@ -164,11 +165,13 @@ export async function createBudget(deps: GovernanceDeps, change: ChangeContext, 
     });
     return row;
   });
+  invalidateLocally({ kind: 'sync', id: projectId });
+  return created;
 }
 
 export async function updateBudget(deps: GovernanceDeps, change: ChangeContext, id: string, body: unknown): Promise<BudgetRow> {
   const projectId = change.principal.projectId;
-  return inTransaction(deps.pool, async (tx) => {
+  const updated = await inTransaction(deps.pool, async (tx) => {
     const current = await getBudget(tx, projectId, id, true);
     const f = budgetFields(body, current);
     const r = await tx.query<BudgetRow>(
@@ -182,6 +185,8 @@ export async function updateBudget(deps: GovernanceDeps, change: ChangeContext, 
     });
     return r.rows[0] as BudgetRow;
   });
+  invalidateLocally({ kind: 'sync', id: projectId });
+  return updated;
 }
 
 /** Delete a budget (its crossings go with it; halts it set stay, as history or until cleared). */
@@ -195,4 +200,5 @@ export async function deleteBudget(deps: GovernanceDeps, change: ChangeContext, 
       projectId, action: 'budget.delete', resource: { type: 'budget', id }, details: { name: row.name },
     });
   });
+  invalidateLocally({ kind: 'sync', id: projectId });
 }

@@ -3,6 +3,7 @@
 // through intervention sync. Creating a halt emits halt.created, clearing it halt.cleared.
 import { Conflict, NotFound } from '../errors.js';
 import { inTransaction, principalLabel, recordAudit, recordEvent, requestActor, type ChangeContext, type GovernanceDeps, type Queryable, type Tx } from './change.js';
+import { invalidateLocally } from '../auth/invalidation.js';
 import type { AuditActor } from '../audit/audit.js';
 
 export type HaltScope = 'project' | 'agent';
@@ -120,7 +121,7 @@ export interface HaltRequest { scope: HaltScope; scopeValue: string | null; reas
 
 export async function createHalt(deps: GovernanceDeps, change: ChangeContext, input: HaltRequest): Promise<HaltRow> {
   const who = principalLabel(change.principal);
-  return inTransaction(deps.pool, async (tx) => {
+  const created = await inTransaction(deps.pool, async (tx) => {
     const row = await insertHalt(tx, {
       projectId: change.principal.projectId, scope: input.scope, scopeValue: input.scopeValue, reason: input.reason,
       actor: { type: who.type, id: who.id, display: who.display },
@@ -132,12 +133,14 @@ export async function createHalt(deps: GovernanceDeps, change: ChangeContext, in
     });
     return row;
   });
+  invalidateLocally({ kind: 'sync', id: created.project_id });
+  return created;
 }
 
 /** Clear one halt; 404 if unknown in the caller's project, 409 if it is already cleared. */
 export async function clearHalt(deps: GovernanceDeps, change: ChangeContext, id: bigint): Promise<HaltRow> {
   const projectId = change.principal.projectId;
-  return inTransaction(deps.pool, async (tx) => {
+  const done = await inTransaction(deps.pool, async (tx) => {
     const current = await getHalt(tx, projectId, id, true);
     if (!current) throw new NotFound('halt not found');
     if (current.cleared_at) throw new Conflict(`halt ${id} is already cleared (at ${current.cleared_at.toISOString()})`);
@@ -149,6 +152,8 @@ export async function clearHalt(deps: GovernanceDeps, change: ChangeContext, id:
     });
     return cleared;
   });
+  invalidateLocally({ kind: 'sync', id: projectId });
+  return done;
 }
 
 /** Halt created by the receiver itself (policy or budget), audited as `actor`. */

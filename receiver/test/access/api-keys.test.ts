@@ -97,6 +97,9 @@ test('expires_at and allowed_ips are enforced', async () => {
   const soon = await api('POST', '/v1/api_keys', r.key, { name: 'soon', scopes: ['api_keys:read'], expires_at: new Date(Date.now() + 3600_000).toISOString() });
   assert.equal(await probe(soon.body.key), 200);
   await r.pool.query(`UPDATE core.api_keys SET expires_at = now() - interval '1 second' WHERE id = $1`, [soon.body.id]);
+  // A change made straight in SQL reaches the receiver's key cache by NOTIFY (auth/invalidation.ts).
+  const deadline = Date.now() + 1000;
+  while ((await probe(soon.body.key)) !== 401 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
   assert.equal(await probe(soon.body.key), 401);
 });
 
