@@ -15,7 +15,12 @@ import type { TraceRow } from '../query/traces.js';
 export const SPAN_KINDS = ['UNSPECIFIED', 'INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'] as const;
 export const STATUS_CODES = ['UNSET', 'OK', 'ERROR'] as const;
 
-const hex = (b: Buffer | null | undefined): string | null => (b ? b.toString('hex') : null);
+/** An id as bytea (Buffer) or as the lowercase hex Postgres built (query/traces.ts traceWithSpans). */
+type Id = Buffer | string;
+const hexOf = (b: Id): string => (typeof b === 'string' ? b : b.toString('hex'));
+const hex = (b: Id | null | undefined): string | null => (b === null || b === undefined ? null : hexOf(b));
+/** A row whose ids may be hex already. */
+type HexIds<T> = Omit<T, 'trace_id' | 'span_id' | 'parent_span_id'> & { trace_id: Id; span_id: Id; parent_span_id: Id | null };
 
 /** An integer from Postgres (int8 text or number) as a JSON number when exact, else a string. */
 export function jsonInt(v: string | number | bigint | null | undefined): number | string | null {
@@ -103,11 +108,11 @@ export function traceJson(t: TraceRow, projectId: string) {
   };
 }
 
-function spanCore(s: SpanSummaryRow) {
+function spanCore(s: HexIds<SpanSummaryRow>) {
   // A span that is no LLM call costs nothing; null is kept for an LLM call that could not be priced.
   const cost = money(s.cost_usd) ?? (s.is_llm ? null : '0');
   return {
-    span_id: s.span_id.toString('hex'),
+    span_id: hexOf(s.span_id),
     parent_span_id: hex(s.parent_span_id),
     name: s.name,
     kind: SPAN_KINDS[s.kind] ?? 'UNSPECIFIED',
@@ -138,7 +143,7 @@ export function treeNodeJson(s: SpanSummaryRow): TreeNode {
   return { ...spanCore(s), children: [] };
 }
 
-export function eventJson(e: EventRow) {
+export function eventJson(e: Pick<EventRow, 'time_unix_nano' | 'name' | 'attributes' | 'dropped_attributes_count'>) {
   return {
     name: e.name,
     time: rfc3339(e.time_unix_nano),
@@ -148,10 +153,10 @@ export function eventJson(e: EventRow) {
   };
 }
 
-export function linkJson(l: LinkRow) {
+export function linkJson(l: Omit<LinkRow, 'trace_id' | 'span_id' | 'st' | 'linked_trace_id' | 'linked_span_id'> & { linked_trace_id: Id; linked_span_id: Id }) {
   return {
-    trace_id: l.linked_trace_id.toString('hex'),
-    span_id: l.linked_span_id.toString('hex'),
+    trace_id: hexOf(l.linked_trace_id),
+    span_id: hexOf(l.linked_span_id),
     trace_state: l.trace_state,
     attributes: plainAttributes(l.attributes),
     dropped_attributes_count: l.dropped_attributes_count,
@@ -160,13 +165,13 @@ export function linkJson(l: LinkRow) {
 }
 
 /** The full span of SPEC §7.3 (`cost` as Strathon's object and `cost_usd` as the CLI's string). */
-export function spanJson(s: SpanDetailRow, projectId: string, events: ReturnType<typeof eventJson>[], links: ReturnType<typeof linkJson>[]) {
+export function spanJson(s: HexIds<Omit<SpanDetailRow, 'cursor_time' | 'event_count' | 'link_count'>>, projectId: string, events: ReturnType<typeof eventJson>[], links: ReturnType<typeof linkJson>[]) {
   const core = spanCore(s);
   const input = core.input_tokens;
   const output = core.output_tokens;
   const total = input === null && output === null ? null : jsonInt(BigInt(s.input_tokens ?? 0) + BigInt(s.output_tokens ?? 0));
   return {
-    trace_id: s.trace_id.toString('hex'),
+    trace_id: hexOf(s.trace_id),
     ...core,
     project_id: projectId,
     status_message: s.status_message,

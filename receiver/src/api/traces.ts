@@ -2,15 +2,14 @@
 import type { Request, Response } from 'express';
 import type { ReceiverContext } from '../context.js';
 import { NotFound } from '../errors.js';
-import { listTraces, getTrace, type TraceDetailRow } from '../query/traces.js';
-import { spansOfTrace, spanTreeOfTrace, type SpanSummaryRow } from '../query/spans.js';
-import { spansWithDetail } from './spans.js';
+import { listTraces, getTrace, traceWithSpans, type TraceDetailRow } from '../query/traces.js';
+import { spanTreeOfTrace, type SpanSummaryRow } from '../query/spans.js';
 import { principalOf } from './app.js';
 import { scope, type Route } from './routes.js';
 import {
   containsPattern, encodeCursor, parseCursor, parseDecimal, parseEnum, parseLimit, parseTimeRange, parseTraceId, queryString,
 } from './params.js';
-import { traceJson, treeNodeJson, type TreeNode } from './serialize.js';
+import { eventJson, linkJson, spanJson, traceJson, treeNodeJson, type TreeNode } from './serialize.js';
 
 /** A trace larger than this is returned truncated (in start order) with `truncated: true`. */
 export const MAX_TRACE_SPANS = 10_000;
@@ -124,14 +123,16 @@ export function traceRoutes(ctx: ReceiverContext): Route[] {
     res.json({ data, traces: data, next_cursor: next });
   };
 
+  // One statement: the summary and the spans with their events and links (query/traces.ts traceWithSpans).
   const one = async (req: Request, res: Response) => {
     const { projectId } = principalOf(res);
-    const t = await traceOr404(ctx, projectId, req);
-    const rows = await spansOfTrace(ctx.db, projectId, windowOf(t), MAX_TRACE_SPANS + 1);
+    const id = parseTraceId(String(req.params.trace_id ?? ''), ['path', 'trace_id']);
+    const t = await traceWithSpans(ctx.db, ctx.pool, projectId, id, MAX_TRACE_SPANS + 1);
+    if (!t) throw new NotFound(`trace ${id} not found`);
     res.json({
       trace: traceJson(t, projectId),
-      spans: await spansWithDetail(ctx, projectId, rows.slice(0, MAX_TRACE_SPANS)),
-      truncated: rows.length > MAX_TRACE_SPANS,
+      spans: t.spans.slice(0, MAX_TRACE_SPANS).map((s) => spanJson(s, projectId, (s.events ?? []).map(eventJson), (s.links ?? []).map(linkJson))),
+      truncated: t.spans.length > MAX_TRACE_SPANS,
     });
   };
 

@@ -1,7 +1,9 @@
 // Trace summaries (telemetry.traces): the newest-first keyset list and one trace by id.
 // Every statement is scoped to one project (SPEC §4: no query crosses projects).
-import { sql } from 'kysely';
+import { sql, type InferResult } from 'kysely';
 import type { Db } from '../db/db.js';
+import type { Pool } from '../db/pool.js';
+import { spanInterventionState, type EventRow, type LinkRow, type SpanDetailRow } from './spans.js';
 import { cursorTimeOf, microsText, tz, type NsRange } from './time.js';
 
 export interface TraceFilters extends NsRange {
@@ -75,3 +77,69 @@ export async function getTrace(db: Db, projectId: string, traceIdHex: string) {
 }
 
 export type TraceDetailRow = NonNullable<Awaited<ReturnType<typeof getTrace>>>;
+
+/**
+ * A span of a trace as traceWithSpans returns it: spansOfTrace's row with ids as lowercase hex (int8
+ * and numeric are text, as pg gives them), and its events and links (null when it has none).
+ */
+export type TraceSpanJson = Omit<SpanDetailRow, 'trace_id' | 'span_id' | 'parent_span_id' | 'cursor_time' | 'event_count' | 'link_count'> & {
+  trace_id: string; span_id: string; parent_span_id: string | null;
+  events: Pick<EventRow, 'time_unix_nano' | 'name' | 'attributes' | 'dropped_attributes_count'>[] | null;
+  links: (Omit<LinkRow, 'trace_id' | 'span_id' | 'st' | 'linked_trace_id' | 'linked_span_id'> & { linked_trace_id: string; linked_span_id: string })[] | null;
+};
+
+/**
+ * The first `max` spans of the trace (spansOfTrace's window, order and columns) with their events
+ * and links (eventsOf/linksOf), as one json array built by Postgres: one statement and one value
+ * to parse instead of three round trips of typed rows. Only spans with events or links probe those tables.
+ */
+const spansOfTraceJson = (max: number) => sql<TraceSpanJson[]>`(
+  SELECT coalesce(json_agg(json_build_object(
+    'trace_id', encode(spans.trace_id, 'hex'), 'span_id', encode(spans.span_id, 'hex'), 'parent_span_id', encode(spans.parent_span_id, 'hex'),
+    'name', spans.name, 'kind', spans.kind, 'start_time_unix_nano', spans.start_time_unix_nano::text, 'end_time_unix_nano', spans.end_time_unix_nano::text,
+    'status_code', spans.status_code, 'service_name', spans.service_name, 'agent_name', spans.agent_name, 'model', spans.model,
+    'provider', spans.provider, 'operation_name', spans.operation_name, 'tool_name', spans.tool_name,
+    'input_tokens', spans.input_tokens::text, 'output_tokens', spans.output_tokens::text, 'cost_usd', spans.cost_usd::text,
+    'is_llm', spans.is_llm, 'is_tool', spans.is_tool, 'trace_state', spans.trace_state, 'status_message', spans.status_message,
+    'flags', spans.flags::text, 'resource_attributes', spans.resource_attributes,
+    'resource_dropped_attributes_count', spans.resource_dropped_attributes_count, 'resource_schema_url', spans.resource_schema_url,
+    'scope_name', spans.scope_name, 'scope_version', spans.scope_version, 'scope_attributes', spans.scope_attributes,
+    'scope_dropped_attributes_count', spans.scope_dropped_attributes_count, 'scope_schema_url', spans.scope_schema_url,
+    'attributes', spans.attributes, 'dropped_attributes_count', spans.dropped_attributes_count,
+    'dropped_events_count', spans.dropped_events_count, 'dropped_links_count', spans.dropped_links_count,
+    'intervention_state', ${spanInterventionState().expression},
+    'events', CASE WHEN spans.event_count > 0 THEN (
+      SELECT json_agg(json_build_object('time_unix_nano', ev.time_unix_nano::text, 'name', ev.name, 'attributes', ev.attributes,
+        'dropped_attributes_count', ev.dropped_attributes_count) ORDER BY ev.event_index)
+      FROM telemetry.span_events ev
+      WHERE ev.project_id = spans.project_id AND ev.trace_id = spans.trace_id AND ev.span_id = spans.span_id AND ev.span_start_time = spans.start_time) END,
+    'links', CASE WHEN spans.link_count > 0 THEN (
+      SELECT json_agg(json_build_object('linked_trace_id', encode(li.linked_trace_id, 'hex'), 'linked_span_id', encode(li.linked_span_id, 'hex'),
+        'trace_state', li.trace_state, 'attributes', li.attributes, 'dropped_attributes_count', li.dropped_attributes_count, 'flags', li.flags::text)
+        ORDER BY li.link_index)
+      FROM telemetry.span_links li
+      WHERE li.project_id = spans.project_id AND li.trace_id = spans.trace_id AND li.span_id = spans.span_id AND li.span_start_time = spans.start_time) END
+  ) ORDER BY spans.start_time_unix_nano, spans.span_id), '[]'::json)
+  FROM (
+    SELECT * FROM telemetry.spans s
+    WHERE s.project_id = traces.project_id AND s.trace_id = traces.trace_id AND s.start_time >= traces.start_time AND s.start_time <= traces.end_time
+    ORDER BY s.start_time_unix_nano, s.span_id
+    LIMIT ${max}
+  ) AS spans
+)`;
+
+/**
+ * One trace summary (getTrace's columns) and its first `max` spans with their events and links
+ * (spansOfTraceJson), in one statement; undefined when the trace does not exist in this project.
+ * A named (prepared) statement: its partitioned subqueries cost more to plan than to run, and the
+ * generic plan prunes partitions at run time (the window comes from the summary row).
+ */
+export async function traceWithSpans(db: Db, pool: Pool, projectId: string, traceIdHex: string, max: number) {
+  const q = db.selectFrom('telemetry.traces')
+    .select([...TRACE_COLUMNS, cursorTimeOf('start_time').as('cursor_time'), traceInterventionState(), spansOfTraceJson(max).as('spans')])
+    .where('project_id', '=', projectId)
+    .where('trace_id', '=', Buffer.from(traceIdHex, 'hex'))
+    .compile();
+  const r = await pool.query<InferResult<typeof q>[number]>({ name: 'strathon-trace-with-spans', text: q.sql, values: [...q.parameters] });
+  return r.rows[0];
+}
