@@ -2,8 +2,10 @@
 // their tables when all are new, with the trace summaries upserted from a narrow staging copy; when a
 // span is already stored, the batch goes through staging tables and one statement that inserts the
 // spans (skipping stored ones), then the events and links of the new spans, then folds the new spans
-// into the trace summaries. INSERT_BATCH_SQL is that statement reading JSON documents instead (tests
-// seed with it; bench/writer-sql.mjs derives its variants from it).
+// into the trace summaries. On the direct path the summaries are folded from per-request trace parts
+// (TRACE_PART_COLUMNS: one row per trace of a request, aggregated by copy-rows.ts). INSERT_BATCH_SQL
+// is that statement reading JSON documents instead (tests seed with it; bench/writer-sql.mjs derives
+// its variants from it).
 
 /** telemetry.spans columns a writer fills, in COPY order (received_at is left to its default). */
 export const SPAN_COLUMNS = [
@@ -30,27 +32,35 @@ export const LINK_COLUMNS = [
 const names = (cols: readonly (readonly [string, string])[]) => cols.map(([n]) => n).join(', ');
 const defs = (cols: readonly (readonly [string, string])[]) => cols.map(([n, t]) => `${n} ${t}`).join(', ');
 
-/** What the trace summaries need of each new span: the columns `ins` returns. */
-export const SUMMARY_COLUMNS = SPAN_COLUMNS.filter(([n]) => [
-  'project_id', 'trace_id', 'span_id', 'start_time', 'parent_span_id', 'name', 'start_time_unix_nano', 'end_time_unix_nano',
-  'status_code', 'service_name', 'agent_name', 'model', 'input_tokens', 'output_tokens', 'cost_usd', 'is_llm', 'is_tool',
-].includes(n));
+/**
+ * One request's part of a trace summary (copy-rows.ts aggregates its spans per trace): min start, the
+ * span with the latest end (its start_time and whole µs of duration, so end_time is computed as from
+ * spans), the first root's name and id, the first non-null service/agent of roots and of all spans,
+ * counts, sums (null when no span had a value) and the distinct models (null when none).
+ */
+export const TRACE_PART_COLUMNS = [
+  ['project_id', 'uuid'], ['trace_id', 'bytea'], ['start_time', 'timestamptz'], ['start_ns', 'bigint'], ['end_ns', 'bigint'],
+  ['end_base', 'timestamptz'], ['end_us', 'bigint'], ['root_name', 'text'], ['root_span_id', 'bytea'],
+  ['root_service', 'text'], ['root_agent', 'text'], ['any_service', 'text'], ['any_agent', 'text'],
+  ['span_count', 'integer'], ['error_count', 'integer'], ['llm_span_count', 'integer'], ['tool_span_count', 'integer'],
+  ['input_tokens', 'numeric'], ['output_tokens', 'numeric'], ['cost_usd', 'numeric'], ['models', 'text[]'],
+] as const;
 
 // Temp tables live as long as the writer's session; ON COMMIT DELETE ROWS empties them at each commit.
-export const STAGING = { spans: 'pg_temp.ingest_spans', events: 'pg_temp.ingest_events', links: 'pg_temp.ingest_links', summary: 'pg_temp.ingest_summary' } as const;
+export const STAGING = { spans: 'pg_temp.ingest_spans', events: 'pg_temp.ingest_events', links: 'pg_temp.ingest_links', parts: 'pg_temp.ingest_trace_parts' } as const;
 
 /** Run once per writer session, before the first batch. */
 export const CREATE_STAGING_SQL = [
   `CREATE TEMP TABLE IF NOT EXISTS ingest_spans (${defs(SPAN_COLUMNS)}) ON COMMIT DELETE ROWS`,
   `CREATE TEMP TABLE IF NOT EXISTS ingest_events (${defs(EVENT_COLUMNS)}) ON COMMIT DELETE ROWS`,
   `CREATE TEMP TABLE IF NOT EXISTS ingest_links (${defs(LINK_COLUMNS)}) ON COMMIT DELETE ROWS`,
-  `CREATE TEMP TABLE IF NOT EXISTS ingest_summary (${defs(SUMMARY_COLUMNS)}) ON COMMIT DELETE ROWS`,
+  `CREATE TEMP TABLE IF NOT EXISTS ingest_trace_parts (${defs(TRACE_PART_COLUMNS)}) ON COMMIT DELETE ROWS`,
 ].join(';\n');
 
 export const COPY_SPANS_SQL = `COPY ${STAGING.spans} (${names(SPAN_COLUMNS)}) FROM STDIN`;
 export const COPY_EVENTS_SQL = `COPY ${STAGING.events} (${names(EVENT_COLUMNS)}) FROM STDIN`;
 export const COPY_LINKS_SQL = `COPY ${STAGING.links} (${names(LINK_COLUMNS)}) FROM STDIN`;
-export const COPY_SUMMARY_SQL = `COPY ${STAGING.summary} (${names(SUMMARY_COLUMNS)}) FROM STDIN`;
+export const COPY_TRACE_PARTS_SQL = `COPY ${STAGING.parts} (${names(TRACE_PART_COLUMNS)}) FROM STDIN`;
 // The same rows straight into the tables: fails (23505) if any span is already stored.
 export const COPY_SPANS_DIRECT_SQL = `COPY telemetry.spans (${names(SPAN_COLUMNS)}) FROM STDIN`;
 export const COPY_EVENTS_DIRECT_SQL = `COPY telemetry.span_events (${names(EVENT_COLUMNS)}) FROM STDIN`;
@@ -59,9 +69,8 @@ export const COPY_LINKS_DIRECT_SQL = `COPY telemetry.span_links (${names(LINK_CO
 const RETURNING = `project_id, trace_id, span_id, start_time, parent_span_id, name, start_time_unix_nano, end_time_unix_nano,
     status_code, service_name, agent_name, model, input_tokens, output_tokens, cost_usd, is_llm, is_tool`;
 
-// The trace summaries of the spans that were new (`ins`), upserted in key order (no deadlock between
-// concurrent batches touching the same traces), and the statement's result row.
-const SUMMARIES = `), agg AS (
+// The trace summaries of the spans that were new (`ins`).
+const AGG_FROM_INS = `), agg AS (
   SELECT project_id, trace_id,
     min(start_time) AS start_time,
     max(start_time + ((end_time_unix_nano - start_time_unix_nano) / 1000) * interval '1 microsecond') AS end_time,
@@ -79,10 +88,44 @@ const SUMMARIES = `), agg AS (
     coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
     coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
     coalesce(sum(cost_usd), 0) AS cost_usd,
-    coalesce(array_agg(DISTINCT model) FILTER (WHERE model IS NOT NULL), '{}') AS models,
-    bool_or(parent_span_id IS NULL) AS has_root
+    coalesce(array_agg(DISTINCT model) FILTER (WHERE model IS NOT NULL), '{}') AS models
   FROM ins GROUP BY project_id, trace_id
-), tr AS (
+`;
+
+// The same summaries folded from the requests' trace parts (STAGING.parts, in COPY order): `first`
+// over parts in order is `first` over their spans in order, sums add, and end_time is the span
+// expression of the part with the latest end.
+const AGG_FROM_PARTS = `
+WITH m AS (
+  SELECT project_id, trace_id, array_agg(DISTINCT x) AS models
+  FROM ${STAGING.parts} CROSS JOIN LATERAL unnest(models) AS x
+  WHERE models IS NOT NULL GROUP BY project_id, trace_id
+), p AS (
+  SELECT project_id, trace_id,
+    min(start_time) AS start_time,
+    max(end_base + end_us * interval '1 microsecond') AS end_time,
+    min(start_ns) AS start_ns, max(end_ns) AS end_ns,
+    (array_agg(root_name) FILTER (WHERE root_span_id IS NOT NULL))[1] AS root_name,
+    (array_agg(root_span_id) FILTER (WHERE root_span_id IS NOT NULL))[1] AS root_span_id,
+    coalesce((array_agg(root_service) FILTER (WHERE root_service IS NOT NULL))[1],
+             (array_agg(any_service) FILTER (WHERE any_service IS NOT NULL))[1]) AS service_name,
+    coalesce((array_agg(root_agent) FILTER (WHERE root_agent IS NOT NULL))[1],
+             (array_agg(any_agent) FILTER (WHERE any_agent IS NOT NULL))[1]) AS agent_name,
+    sum(span_count)::integer AS span_count,
+    sum(error_count)::integer AS error_count,
+    sum(llm_span_count)::integer AS llm_span_count,
+    sum(tool_span_count)::integer AS tool_span_count,
+    coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
+    coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
+    coalesce(sum(cost_usd), 0) AS cost_usd
+  FROM ${STAGING.parts} GROUP BY project_id, trace_id
+), agg AS (
+  SELECT p.*, coalesce(m.models, '{}') AS models FROM p LEFT JOIN m USING (project_id, trace_id)
+`;
+
+// The summaries upserted in key order (no deadlock between concurrent batches touching the same
+// traces); then the statement's result row (RESULT_FROM_*).
+const UPSERT = `), tr AS (
   INSERT INTO telemetry.traces AS t (project_id, trace_id, start_time, end_time, start_time_unix_nano, end_time_unix_nano,
     root_name, root_span_id, service_name, agent_name, span_count, error_count, llm_span_count, tool_span_count,
     input_tokens, output_tokens, cost_usd, models)
@@ -108,8 +151,11 @@ const SUMMARIES = `), agg AS (
     models = (SELECT coalesce(array_agg(DISTINCT m), '{}') FROM unnest(t.models || excluded.models) AS m),
     updated_at = now()
   RETURNING 1
-)
+)`;
+const RESULT_FROM_INS = `
 SELECT (SELECT count(*) FROM ins)::integer AS inserted, (SELECT count(*) FROM tr)::integer AS traces`;
+const RESULT_FROM_PARTS = `
+SELECT (SELECT coalesce(sum(span_count), 0) FROM ${STAGING.parts})::integer AS inserted, (SELECT count(*) FROM tr)::integer AS traces`;
 
 /** The batch statement over the staging tables (the writer's; no parameters). */
 export const INSERT_FROM_STAGING_SQL = `
@@ -129,13 +175,10 @@ WITH ins AS (
   SELECT ${LINK_COLUMNS.map(([n]) => `l.${n}`).join(', ')} FROM ${STAGING.links} l
   JOIN ins ON ins.project_id = l.project_id AND ins.trace_id = l.trace_id AND ins.span_id = l.span_id AND ins.start_time = l.span_start_time
   ON CONFLICT DO NOTHING
-${SUMMARIES}`;
+${AGG_FROM_INS}${UPSERT}${RESULT_FROM_INS}`;
 
-/** After the spans were copied straight in (all new): the trace summaries from their summary rows. */
-export const SUMMARIES_FROM_STAGING_SQL = `
-WITH ins AS (
-  SELECT ${names(SUMMARY_COLUMNS)} FROM ${STAGING.summary}
-${SUMMARIES}`;
+/** After the spans were copied straight in (all new): the trace summaries from the requests' trace parts. */
+export const SUMMARIES_FROM_PARTS_SQL = `${AGG_FROM_PARTS}${UPSERT}${RESULT_FROM_PARTS}`;
 
 /** The same statement with the rows as JSON documents: $1 spans, $2 events, $3 links (SpanRow/EventRow/LinkRow arrays). */
 export const INSERT_BATCH_SQL = `
@@ -181,4 +224,4 @@ WITH input AS (
   JOIN ins ON ins.project_id = l.project_id AND ins.trace_id = decode(l.trace_id, 'hex') AND ins.span_id = decode(l.span_id, 'hex')
     AND ins.start_time = l.span_start_time
   ON CONFLICT DO NOTHING
-${SUMMARIES}`;
+${AGG_FROM_INS}${UPSERT}${RESULT_FROM_INS}`;

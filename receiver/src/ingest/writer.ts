@@ -148,10 +148,10 @@ export class IngestWriter {
   }
 
   private async execute(session: WriterSession, items: Item[]): Promise<number> {
-    const rows: BatchRows = { spans: [], summary: [], events: [], links: [] };
+    const rows: BatchRows = { spans: [], traceParts: [], events: [], links: [] };
     for (const { rows: r } of items) {
       rows.spans.push(r.spans);
-      rows.summary.push(r.summary);
+      rows.traceParts.push(r.traceParts);
       if (r.events) rows.events.push(r.events);
       if (r.links) rows.links.push(r.links);
     }
