@@ -7,7 +7,7 @@ import path from 'node:path';
 import { createApiKey, DEFAULT_PROJECT_ID } from '../receiver/dist/auth/keys.js';
 import { MAX_TRACE_SPANS } from '../receiver/dist/api/traces.js';
 import { containsPattern } from '../receiver/dist/api/params.js';
-import { getTrace, listTraces } from '../receiver/dist/query/traces.js';
+import { getTrace, listTraces, traceWithSpans } from '../receiver/dist/query/traces.js';
 import { eventsOf, linksOf, spansOfTrace } from '../receiver/dist/query/spans.js';
 import { connect, migrate, startPostgres } from './lib/pg.mjs';
 import { benchMain, cpuMeter, sleep } from './lib/proc.mjs';
@@ -175,7 +175,12 @@ async function step({ server, url, db, spans, loaded, seed }) {
     const keysOf = (pred) => s.result.filter(pred).map((r) => ({ traceIdHex: hexOf(r.trace_id), spanIdHex: hexOf(r.span_id), startText: r.cursor_time }));
     const e = await rec.capture((d) => eventsOf(d, P, keysOf((r) => r.event_count > 0)));
     const l = await rec.capture((d) => linksOf(d, P, keysOf((r) => r.link_count > 0)));
-    return { id, window: w, spans: s.result.length, traceSql: g.statements, spansSql: s.statements, detailSql: [...e.statements, ...l.statements] };
+    // The one statement GET /v1/traces/{id} sends (a named prepared statement, as the receiver runs it).
+    const oneSql = [];
+    const recordingPool = { query: (q) => { oneSql.push({ name: q.name, text: q.text, values: q.values }); return floorDb.query(q); } };
+    const one = await traceWithSpans(rec.db, recordingPool, P, id, MAX_TRACE_SPANS + 1);
+    if (!one || one.spans.length !== s.result.length) throw new Error(`trace ${id}: traceWithSpans differs from getTrace + spansOfTrace`);
+    return { id, window: w, spans: s.result.length, oneSql, traceSql: g.statements, spansSql: s.statements, detailSql: [...e.statements, ...l.statements] };
   };
   t0 = performance.now();
   const prepared = [];
@@ -205,14 +210,16 @@ async function step({ server, url, db, spans, loaded, seed }) {
     },
     sql: async (i, warm) => {
       const p = sqlIds[warm ? i : opts.warmup + i];
-      const a = await runStatements(floorDb, p.traceSql);
-      const b = await runStatements(floorDb, p.spansSql);
-      const c = await runStatements(floorDb, p.detailSql);
+      const a = await runStatements(floorDb, p.oneSql);
       if (!warm) {
+        // For comparison: the three statements the endpoint sent before traceWithSpans.
+        const b = await runStatements(floorDb, p.traceSql);
+        const c = await runStatements(floorDb, p.spansSql);
+        const d = await runStatements(floorDb, p.detailSql);
         byIdPart.trace.push(a.ms);
-        byIdPart.spans.push(b.ms);
+        byIdPart.spans.push(b.ms + c.ms + d.ms);
       }
-      return { ms: a.ms + b.ms + c.ms };
+      return { ms: a.ms };
     },
   });
   results.byId.bytes = byIdBytes / opts.requests;
@@ -332,7 +339,8 @@ async function step({ server, url, db, spans, loaded, seed }) {
   const errTrace = (await db.query('SELECT encode(trace_id, \'hex\') AS id FROM telemetry.traces WHERE error_count > 0 ORDER BY start_time DESC LIMIT 101')).rows.at(-1).id;
   const planned = await byIdStatements(errTrace);
   const plans = [
-    { label: 'Trace by id: summary (`getTrace`)', statement: planned.traceSql[0] },
+    { label: 'Trace by id: the statement `GET /v1/traces/{id}` sends (`traceWithSpans`)', statement: planned.oneSql[0] },
+    { label: 'Trace by id: summary (`getTrace`, used before traceWithSpans)', statement: planned.traceSql[0] },
     { label: 'Trace by id: its spans (`spansOfTrace`)', statement: planned.spansSql[0] },
     {
       label: 'Trace by id: its spans if the trace lasted 6 hours (`spansOfTrace`, same statement, end of the window + 6 h)',
@@ -396,14 +404,14 @@ async function step({ server, url, db, spans, loaded, seed }) {
   md.push('');
   md.push(table(['request', 'HTTP p50', 'HTTP p95', 'HTTP p99', 'SQL floor p50 / p95 / p99', 'ratio p50 / p95', 'response', 'receiver CPU per request', 'other processes CPU', 'target (p95)', 'met'], mainRows));
   md.push('');
-  md.push(`SQL floor of one trace by id = summary lookup (p50 ${fmtMs(results.byId.parts.trace.p50)}, p95 ${fmtMs(results.byId.parts.trace.p95)}) + its spans (p50 ${fmtMs(results.byId.parts.spans.p50)}, p95 ${fmtMs(results.byId.parts.spans.p95)}) + events/links for the traces that have any. Walking the first ${opts.deepPages} pages by cursor over HTTP: ${walkMs.map((m) => Math.round(m)).join(', ')} ms. "Other processes CPU": the rest of the machine (other tenants) in % of one core during the row; the machine has ${os.cpus().length}.`);
+  md.push(`SQL floor of one trace by id = the one statement the endpoint sends (\`traceWithSpans\`: summary, spans, their events and links as JSON; a named prepared statement, as the receiver runs it): p50 ${fmtMs(results.byId.parts.trace.p50)}, p95 ${fmtMs(results.byId.parts.trace.p95)}; the three statements it replaced (summary, spans, events/links), run back to back on the same traces: p50 ${fmtMs(results.byId.parts.spans.p50)}, p95 ${fmtMs(results.byId.parts.spans.p95)}. Walking the first ${opts.deepPages} pages by cursor over HTTP: ${walkMs.map((m) => Math.round(m)).join(', ')} ms. "Other processes CPU": the rest of the machine (other tenants) in % of one core during the row; the machine has ${os.cpus().length}.`);
   md.push('');
-  md.push(`Every request also pays: \`GET /health\` (no auth, no database; own row) p50 ${ms1(baseline.health.http.p50)} / p95 ${ms1(baseline.health.http.p95)} / p99 ${ms1(baseline.health.http.p99)}; \`GET /v1/me\` (API-key lookup in Postgres, tiny JSON) interleaved with the by-id requests p50 ${ms1(meById.p50)} / p95 ${ms1(meById.p95)} / p99 ${ms1(meById.p99)}, with the first-page requests p50 ${ms1(meFirst.p50)} / p95 ${ms1(meFirst.p95)}, in its own row p50 ${ms1(baseline.me.http.p50)} / p95 ${ms1(baseline.me.http.p95)}. Receiver CPU per request of the by-id and first-page rows excludes the interleaved \`/v1/me\` (its CPU per request from its own row).`);
+  md.push(`Every request also pays: \`GET /health\` (no auth, no database; own row) p50 ${ms1(baseline.health.http.p50)} / p95 ${ms1(baseline.health.http.p95)} / p99 ${ms1(baseline.health.http.p99)}; \`GET /v1/me\` (authentication: the API key is cached in memory after its first use; tiny JSON) interleaved with the by-id requests p50 ${ms1(meById.p50)} / p95 ${ms1(meById.p95)} / p99 ${ms1(meById.p99)}, with the first-page requests p50 ${ms1(meFirst.p50)} / p95 ${ms1(meFirst.p95)}, in its own row p50 ${ms1(baseline.me.http.p50)} / p95 ${ms1(baseline.me.http.p95)}. Receiver CPU per request of the by-id and first-page rows excludes the interleaved \`/v1/me\` (its CPU per request from its own row).`);
   md.push('');
   const execOf = (prefix) => plans.filter((p) => p.label.startsWith(prefix)).reduce((a, p) => a + p.plan.execMs + p.plan.planMs, 0);
-  const byIdServer = execOf('Trace by id: summary') + execOf('Trace by id: its spans (');
+  const byIdServer = execOf('Trace by id: the statement');
   const listServer = execOf('Trace list, first page (');
-  md.push(`**What limits latency**: not the queries. Inside Postgres (EXPLAIN ANALYZE, planning + execution) the by-id summary + spans take ${fmtMs(byIdServer)} and the first list page ${fmtMs(listServer)}, yet their SQL floor measured from a client is p50 ${ms1(results.byId.sql.p50)} and ${ms1(first.result.sql.p50)}: the time goes to round trips and to waiting for a CPU. A by-id request makes 3 sequential round trips to Postgres (API-key lookup, summary, spans; one more, events and links in parallel, for the traces that have any), a list page 2; \`/v1/me\` (key lookup only, tiny JSON), interleaved in the same loops, took p50 ${ms1(meById.p50)} / ${ms1(meFirst.p50)}. So by-id HTTP p50 ${ms1(byIdP50)} ≈ floor ${ms1(results.byId.sql.p50)} + authenticated round trip ${ms1(meById.p50)} + ${ms1(Math.max(0, byIdRest))} of the receiver's own work (routing, Kysely, building ${fmtKB(results.byId.bytes)} of span JSON), and first page ${ms1(first.result.http.p50)} ≈ ${ms1(first.result.sql.p50)} + ${ms1(meFirst.p50)} + ${ms1(Math.max(0, listRest))} (medians do not add exactly). Receiver CPU per request: ${perReq(results.byId, opts.requests)} by id, ${perReq(first.result, opts.requests)} per list page, ${ms1(cpuMs(baseline.me, opts.requests))} for \`/v1/me\`, ${ms1(cpuMs(baseline.health, opts.requests))} for \`/health\` (process CPU, including the kernel's loopback TCP work, minus its idle rate of ${fmtPct(idleCpu)} of a core measured for ${IDLE_CPU_SECONDS} s before). The machine was ${fmtPct(machine / os.cpus().length)} busy during the by-id row (other processes ${fmtPct(results.byId.cpu.otherCpu)} of a core)${results.byId.cpu.otherCpu > 0.5 ? ', so p95/p99 largely measure waiting for a CPU' : ''}; \`/health\`, which does no work, had p95/p99 ${ms1(baseline.health.http.p95)} / ${ms1(baseline.health.http.p99)} in its own row (other processes ${fmtPct(baseline.health.cpu.otherCpu)} of a core). No index serves \`model\` (\`$1 = ANY(models)\`), \`q\` (ILIKE '%…%' on three columns) or \`min_cost_usd\`: a rare value walks the newest-first index until ${opts.pageSize + 1} traces match (cost ∝ 1 / share, not table size), and a value that matches nothing reads every trace of the project (cost ∝ table size; see the probes below).`);
+  md.push(`**What limits latency**: not the queries. Inside Postgres (EXPLAIN ANALYZE, planning + execution) the by-id statement takes ${fmtMs(byIdServer)} and the first list page ${fmtMs(listServer)}, yet their SQL floor measured from a client is p50 ${ms1(results.byId.sql.p50)} and ${ms1(first.result.sql.p50)}: the time goes to round trips and to waiting for a CPU. A by-id request makes one round trip to Postgres (the API key is cached in memory after its first use), a list page 1; \`/v1/me\` (authentication only, tiny JSON), interleaved in the same loops, took p50 ${ms1(meById.p50)} / ${ms1(meFirst.p50)}. So by-id HTTP p50 ${ms1(byIdP50)} ≈ floor ${ms1(results.byId.sql.p50)} + authenticated round trip ${ms1(meById.p50)} + ${ms1(Math.max(0, byIdRest))} of the receiver's own work (routing, Kysely, building ${fmtKB(results.byId.bytes)} of span JSON), and first page ${ms1(first.result.http.p50)} ≈ ${ms1(first.result.sql.p50)} + ${ms1(meFirst.p50)} + ${ms1(Math.max(0, listRest))} (medians do not add exactly). Receiver CPU per request: ${perReq(results.byId, opts.requests)} by id, ${perReq(first.result, opts.requests)} per list page, ${ms1(cpuMs(baseline.me, opts.requests))} for \`/v1/me\`, ${ms1(cpuMs(baseline.health, opts.requests))} for \`/health\` (process CPU, including the kernel's loopback TCP work, minus its idle rate of ${fmtPct(idleCpu)} of a core measured for ${IDLE_CPU_SECONDS} s before). The machine was ${fmtPct(machine / os.cpus().length)} busy during the by-id row (other processes ${fmtPct(results.byId.cpu.otherCpu)} of a core)${results.byId.cpu.otherCpu > 0.5 ? ', so p95/p99 largely measure waiting for a CPU' : ''}; \`/health\`, which does no work, had p95/p99 ${ms1(baseline.health.http.p95)} / ${ms1(baseline.health.http.p99)} in its own row (other processes ${fmtPct(baseline.health.cpu.otherCpu)} of a core). No index serves \`model\` (\`$1 = ANY(models)\`), \`q\` (ILIKE '%…%' on three columns) or \`min_cost_usd\`: a rare value walks the newest-first index until ${opts.pageSize + 1} traces match (cost ∝ 1 / share, not table size), and a value that matches nothing reads every trace of the project (cost ∝ table size; see the probes below).`);
   md.push('');
   md.push(`**Other filters and the tree view** (${opts.probeRequests} requests each after 5 warm-up, at most ${opts.probeSeconds} s; same floor method):`);
   md.push('');

@@ -58,7 +58,7 @@ export function sqlRecorder(url) {
 export async function runStatements(client, statements) {
   const t0 = performance.now();
   let rows = 0;
-  for (const s of statements) rows += (await client.query({ text: s.text, values: s.values })).rowCount ?? 0;
+  for (const s of statements) rows += (await client.query({ name: s.name, text: s.text, values: s.values })).rowCount ?? 0;
   return { ms: performance.now() - t0, rows };
 }
 
