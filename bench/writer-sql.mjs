@@ -1,6 +1,7 @@
-// SPEC §5.1 "COPY or multi-row insert — whichever the benchmark shows faster": the writer's current
-// statement (spans as one jsonb_to_recordset document) against COPY-based alternatives, for the
-// same rows, batch sizes and table state, one connection, at the SQL level (no HTTP).
+// SPEC §5.1 "COPY or multi-row insert — whichever the benchmark shows faster": the shipped writer
+// (WriterSession: COPY straight into the tables + per-trace summary parts, one message per batch)
+// against the JSON-document statement (INSERT_BATCH_SQL, which tests seed with) and COPY-based
+// variants of it, for the same rows, batch sizes and table state, at the SQL level (no HTTP).
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { DEFAULT_PROJECT_ID } from '../receiver/dist/auth/keys.js';
 import { INSERT_BATCH_SQL } from '../receiver/dist/ingest/writer.js';
@@ -8,7 +9,9 @@ import { decodeProtobuf } from '../receiver/dist/ingest/otlp-wire.js';
 import { normalizeRequest } from '../receiver/dist/ingest/normalize.js';
 import { PriceBook } from '../receiver/dist/ingest/prices.js';
 import { buildTemplateBatch, newTraceId } from './lib/load.mjs';
-import { createPool } from '../receiver/dist/db/pool.js';
+import { createPool, sessionConfig } from '../receiver/dist/db/pool.js';
+import { WriterSession } from '../receiver/dist/ingest/writer-session.js';
+import { encodeRows } from '../receiver/dist/ingest/copy-rows.js';
 import { migrate, receiverDefaults, resetTelemetry, startPostgres } from './lib/pg.mjs';
 import { benchMain, cpuMeter, onCleanup } from './lib/proc.mjs';
 import { fmtInt, fmtMs, median, progress, table, writeResult } from './lib/report.mjs';
@@ -23,7 +26,8 @@ await benchMain(async () => {
     writeResult('writer-sql', { title: TITLE, figures: [], markdown: `Skipped: ${derived.reason}.` });
     return;
   }
-  const { variants, setupSql, shipped } = derived;
+  const { variants: statementVariants, setupSql } = derived;
+  const shipped = 'writer_session';
   const server = await startPostgres('writersql');
   const url = await server.createDatabase('w');
   await migrate(url);
@@ -48,6 +52,19 @@ await benchMain(async () => {
       }
     }
     return out.slice(0, n);
+  };
+
+  // The shipped writer: its own session (as writer.ts opens it), the rows COPY-encoded as ingest queues them.
+  const session = new WriterSession(sessionConfig(pool, 'writer'));
+  onCleanup(() => session.close());
+  const variants = {
+    [shipped]: async (_client, batch) => {
+      const t0 = performance.now();
+      const r = encodeRows(batch, [], []);
+      const encodeMs = performance.now() - t0;
+      return { encodeMs, inserted: await session.write({ spans: [r.spans], traceParts: [r.traceParts], events: [], links: [] }) };
+    },
+    ...statementVariants,
   };
 
   const writerBatch = receiverDefaults().ingestBatchMaxSpans;
@@ -107,8 +124,9 @@ await benchMain(async () => {
   const markdown = [
     `Same rows (the receiver's own \`normalizeRequest\` output for the benchmark's GenAI batch, fresh trace ids per batch), one connection, one transaction per batch, into a fresh migrated database; the variants take turns batch by batch. Times include the client-side encoding (JSON.stringify or COPY text), as the writer would pay it.`,
     '',
-    `- \`${shipped}\` (**shipped**): \`INSERT_BATCH_SQL\` as in \`receiver/src/ingest/writer.ts\` (spans ON CONFLICT DO NOTHING … RETURNING, events, links, trace-summary upsert; the spans as one JSON document).`,
-    '- `json_to_recordset` / `jsonb_to_recordset`: the same statement with the document typed `json` (parsed row by row) or `jsonb` (whole document parsed and re-encoded first).',
+    '- `writer_session` (**shipped**): `receiver/src/ingest/writer-session.ts` as the receiver runs it: the rows COPY-encoded (`copy-rows.ts`), one message per batch = `COPY` straight into `telemetry.spans` + `COPY` of one summary part per trace and request + one statement folding the parts into `telemetry.traces` (on 23505, a re-sent span, it retries through staging tables with ON CONFLICT); its own connection.',
+    '- `json_to_recordset`: `INSERT_BATCH_SQL` (`receiver/src/ingest/batch-sql.ts`; tests seed with it): spans ON CONFLICT DO NOTHING … RETURNING, events, links, trace-summary upsert; the spans as one JSON document.',
+    '- `jsonb_to_recordset`: the same statement with the document typed `jsonb` (whole document parsed and re-encoded first).',
     '- `copy_temp_then_insert_select`: `COPY` into a temp table (ON COMMIT DELETE ROWS), then the same statement with its `input` CTE reading that table.',
     '- `copy_spans_direct_plus_summaries`: `COPY` straight into `telemetry.spans` (no ON CONFLICT: a re-sent span makes it fail with 23505, so a writer would retry that batch with the statement above) + the statement\'s own trace-summary CTEs over a temp copy of the rows.',
     '',
@@ -116,7 +134,7 @@ await benchMain(async () => {
       `\`${r.variant}\`${r.variant === shipped ? ' (shipped)' : ''}`, fmtInt(r.batchRows), r.batches, fmtInt(r.spansPerS), fmtMs(r.p50Ms), fmtMs(r.encodeMsPerBatch), us(r.pgCpuUsPerSpan), us(r.clientCpuUsPerSpan),
     ])),
     '',
-    `EXPLAIN (ANALYZE, BUFFERS) of the shipped statement for one ${fmtInt(writerBatch)}-span batch (work_mem ${workMem}; "external merge" and "temp read/written" mean the document's tuplestore or the sort spilled to disk):`,
+    `EXPLAIN (ANALYZE, BUFFERS) of \`INSERT_BATCH_SQL\` (the JSON statement) for one ${fmtInt(writerBatch)}-span batch (work_mem ${workMem}; "external merge" and "temp read/written" mean the document's tuplestore or the sort spilled to disk):`,
     '',
     '<details><summary>plan</summary>',
     '',
