@@ -8,6 +8,7 @@ import type { IngestDeps } from './ingest/ingest.js';
 import type { ApiKeyAuthenticator } from './auth/keys.js';
 import type { RateLimiter } from './auth/ratelimit.js';
 import type { Authenticator } from './auth/authenticate.js';
+import type { SyncSnapshots } from './governance/sync.js';
 
 export interface ReceiverContext {
   config: Config;
@@ -21,6 +22,8 @@ export interface ReceiverContext {
   /** Any REST credential (key, access JWT, session) → Principal. */
   auth: Authenticator;
   limiter: RateLimiter;
+  /** Intervention sync state, answered from memory while invalidation is listening. */
+  sync: SyncSnapshots;
   /** Resolves when ingest may write (schema at head); otherwise throws 503 with the reason. */
   schemaGate: () => Promise<void>;
 }

@@ -14,7 +14,7 @@ import { ensurePartitions } from './db/partitions.js';
 import { createIngest, type IngestDeps } from './ingest/ingest.js';
 import { ApiKeyAuthenticator, seedDevKey } from './auth/keys.js';
 import { InvalidationListener } from './auth/invalidation.js';
-import { attachSyncSnapshots } from './governance/sync.js';
+import { SyncSnapshots } from './governance/sync.js';
 import { RateLimiter } from './auth/ratelimit.js';
 import { Authenticator } from './auth/authenticate.js';
 import { clientIp } from './auth/client-ip.js';
@@ -89,7 +89,6 @@ export async function startReceiver(config: Config, log: Logger, opts: { workers
     });
     invalidation.start();
     const keys = new ApiKeyAuthenticator(pool, log, { invalidation });
-    attachSyncSnapshots(pool, invalidation);
     const limiter = new RateLimiter(config.rateLimitRps, config.rateLimitBurst, config.rateLimitEnabled);
 
     // With auto-migrate off, ingest stays closed until the schema reaches head (checked at most every 2 s).
@@ -109,7 +108,7 @@ export async function startReceiver(config: Config, log: Logger, opts: { workers
       throw new Unavailable('database schema is not at head; run `strathon-admin migrate up` (STRATHON_AUTO_MIGRATE=false)', 10);
     };
 
-    const ctx: ReceiverContext = { config, pool, db: createDb(pool), log, metrics, ingest, keys, auth: new Authenticator(pool, keys, config.jwtSecret), limiter, schemaGate };
+    const ctx: ReceiverContext = { config, pool, db: createDb(pool), log, metrics, ingest, keys, auth: new Authenticator(pool, keys, config.jwtSecret), limiter, sync: new SyncSnapshots(pool, invalidation), schemaGate };
     const workers = createWorkers(ctx, opts.workers);
     const metricsRoute = metricsHandler(metrics, pool);
     const routes: Route[] = [

@@ -3,7 +3,6 @@
 import type { Request, Response } from 'express';
 import { NotFound, Unprocessable } from '../errors.js';
 import { clearHalt, createHalt, DEFAULT_DECIDED_WINDOW_SECONDS, getHalt, haltJson, listHalts, type HaltScope } from '../governance/governance.js';
-import { syncState } from '../governance/sync.js';
 import { principalOf } from './app.js';
 import { changeOf, encodeIdCursor, integerParam, parseIdCursor, type GovernanceApi } from './governance-common.js';
 import { parseEnum, parseLimit } from './params.js';
@@ -93,7 +92,7 @@ export function haltRoutes({ ctx, deps }: GovernanceApi): Route[] {
 
   const sync = async (req: Request, res: Response) => {
     const { agents, since } = syncRequest(req.body);
-    const state = await syncState(ctx.pool, principalOf(res).projectId, agents, since);
+    const state = await ctx.sync.state(principalOf(res).projectId, agents, since);
     res.json({ ...state, synced_at_unix_nano: (BigInt(Date.now()) * 1_000_000n).toString() });
   };
 

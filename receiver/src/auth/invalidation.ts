@@ -131,3 +131,52 @@ export class InvalidationListener {
     this.retryMs = Math.min(this.retryMs * 2, 30_000);
   }
 }
+
+/**
+ * A bounded map of what this process read from Postgres, served only while `listener` is LISTENing
+ * (none → nothing is ever kept) and for at most `ttlMs` after it was read. A value is kept only if
+ * nothing was invalidated between `token()` (taken before the read) and `set()`: a change committed
+ * after the read began NOTIFYs after it, so a value that raced one is never kept.
+ */
+export class ListenedCache<V> {
+  private readonly entries = new Map<string, { value: V; at: number }>();
+  private generation = 0;
+
+  constructor(private readonly listener: InvalidationListener | undefined, private readonly ttlMs: number, private readonly maxEntries: number) {}
+
+  get size(): number { return this.entries.size; }
+
+  get(key: string): V | undefined {
+    if (!this.listener?.listening) return undefined;
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    if (Date.now() - e.at < this.ttlMs) return e.value;
+    this.entries.delete(key);
+    return undefined;
+  }
+
+  /** Take before reading what will be `set` (-1 while not listening: nothing will be kept). */
+  token(): number {
+    return this.listener?.listening ? this.generation : -1;
+  }
+
+  /** Keep `value`, read at `at` (default now), unless something was invalidated since `token`. */
+  set(key: string, value: V, token: number, at = Date.now()): void {
+    if (token !== this.generation || !this.listener?.listening) return;
+    if (this.entries.size >= this.maxEntries && !this.entries.has(key)) {
+      const oldest = this.entries.keys().next();
+      if (!oldest.done) this.entries.delete(oldest.value);
+    }
+    this.entries.set(key, { value, at });
+  }
+
+  /** Drop the entries `which` names (every entry without one); values being read are not kept. */
+  invalidate(which?: (key: string, value: V) => boolean): void {
+    this.generation++;
+    if (!which) {
+      this.entries.clear();
+      return;
+    }
+    for (const [k, e] of this.entries) if (which(k, e.value)) this.entries.delete(k);
+  }
+}

@@ -4,7 +4,7 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type pg from 'pg';
 import { Forbidden, Unauthorized, Unavailable } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { Invalidation, InvalidationListener } from './invalidation.js';
+import { ListenedCache, type Invalidation, type InvalidationListener } from './invalidation.js';
 
 export const DEFAULT_PROJECT_ID = '00000000-0000-0000-0000-000000000001';
 export const DEV_KEY = 'stra_dev_local_default_project_do_not_use_in_production';
@@ -81,7 +81,6 @@ function ipAllowed(ip: string, cidrs: string[]): boolean {
 }
 
 interface KeyRow { id: string; project_id: string; scopes: string[]; key_prefix: string; revoked_at: Date | null; expires_at: Date | null; allowed_ips: string[] | null; deleted_at: Date | null }
-interface CachedKey { row: KeyRow; at: number }
 
 export interface KeyCacheOptions {
   /** Without a listener nothing is cached: every request looks its key up. */
@@ -95,31 +94,18 @@ export class ApiKeyAuthenticator {
   private lastUsedWritten = new Map<string, number>();
   // SHA-256 (base64) of the key → its row, as looked up. Only keys that exist are cached (an
   // unknown key always costs a lookup), so spraying made-up keys cannot grow or churn it.
-  private readonly cache = new Map<string, CachedKey>();
-  // Bumped by every invalidation: a lookup that raced one is not cached.
-  private generation = 0;
-  private readonly ttlMs: number;
-  private readonly maxEntries: number;
-  private readonly invalidation: InvalidationListener | undefined;
+  private readonly cache: ListenedCache<KeyRow>;
 
   constructor(private readonly pool: pg.Pool, private readonly log: Logger, opts: KeyCacheOptions = {}) {
-    this.ttlMs = opts.ttlMs ?? 5000;
-    this.maxEntries = opts.maxEntries ?? 10_000;
-    this.invalidation = opts.invalidation;
-    this.invalidation?.subscribe((inv) => this.invalidate(inv));
+    this.cache = new ListenedCache(opts.invalidation, opts.ttlMs ?? 5000, opts.maxEntries ?? 10_000);
+    opts.invalidation?.subscribe((inv) => this.invalidate(inv));
   }
 
   /** Drop what an invalidation names ('all' clears everything). */
   invalidate(inv: Invalidation): void {
     if (inv.kind === 'sync') return;
-    this.generation++;
-    if (inv.kind === 'all') {
-      this.cache.clear();
-      return;
-    }
-    for (const [h, e] of this.cache) {
-      if (inv.kind === 'key' ? e.row.id === inv.id : e.row.project_id === inv.id) this.cache.delete(h);
-    }
+    if (inv.kind === 'all') this.cache.invalidate();
+    else this.cache.invalidate((_h, row) => (inv.kind === 'key' ? row.id === inv.id : row.project_id === inv.id));
   }
 
   /** For tests: entries held. */
@@ -130,7 +116,8 @@ export class ApiKeyAuthenticator {
     if (!raw) throw new Unauthorized('Invalid API key');
     if (!raw.startsWith('stra_') || raw.length > 200) throw new Unauthorized('Invalid API key');
     const hash = hashKey(raw);
-    const row = this.cached(hash.toString('base64')) ?? (await this.lookup(hash));
+    const cacheKey = hash.toString('base64');
+    const row = this.cache.get(cacheKey) ?? (await this.lookup(hash, cacheKey));
     if (!row || row.revoked_at || row.deleted_at) throw new Unauthorized('Invalid API key');
     if (row.expires_at && row.expires_at.getTime() <= Date.now()) throw new Unauthorized('API key expired');
     if (row.allowed_ips && row.allowed_ips.length > 0 && !ipAllowed(clientIp, row.allowed_ips)) {
@@ -140,18 +127,8 @@ export class ApiKeyAuthenticator {
     return { kind: 'api_key', keyId: row.id, projectId: row.project_id, scopes: row.scopes, keyPrefix: row.key_prefix };
   }
 
-  private cached(h: string): KeyRow | undefined {
-    if (!this.invalidation?.listening) return undefined;
-    const e = this.cache.get(h);
-    if (!e) return undefined;
-    if (Date.now() - e.at < this.ttlMs) return e.row;
-    this.cache.delete(h);
-    return undefined;
-  }
-
-  private async lookup(hash: Buffer): Promise<KeyRow | undefined> {
-    const generation = this.generation;
-    const listening = this.invalidation?.listening ?? false;
+  private async lookup(hash: Buffer, cacheKey: string): Promise<KeyRow | undefined> {
+    const token = this.cache.token();
     let row: KeyRow | undefined;
     try {
       const r = await this.pool.query<KeyRow>(
@@ -167,15 +144,7 @@ export class ApiKeyAuthenticator {
       this.log.warn({ err: (err as Error).message }, 'API key lookup failed');
       throw new Unavailable('auth backend unavailable', 2);
     }
-    // Cached only if the listener was up for the whole lookup and nothing was invalidated meanwhile
-    // (a change committed after the lookup read the row NOTIFYs after it started).
-    if (row && listening && this.invalidation?.listening && generation === this.generation) {
-      if (this.cache.size >= this.maxEntries) {
-        const oldest = this.cache.keys().next();
-        if (!oldest.done) this.cache.delete(oldest.value);
-      }
-      this.cache.set(hash.toString('base64'), { row, at: Date.now() });
-    }
+    if (row) this.cache.set(cacheKey, row, token);
     return row;
   }
 

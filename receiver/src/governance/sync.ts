@@ -2,7 +2,7 @@
 // round trip, each part answered from a partial index of its table (halts_active_idx,
 // budgets_active_idx, approvals_pending_idx, approvals_resolved_idx), so its cost does not grow
 // with history: only active halts, active budgets and pending or just-decided approvals are read.
-import type { Invalidation, InvalidationListener } from '../auth/invalidation.js';
+import { ListenedCache, type Invalidation, type InvalidationListener } from '../auth/invalidation.js';
 import type { Queryable } from './change.js';
 
 export interface SyncHalt { id: number; scope: 'project' | 'agent'; scope_value: string | null; state: 'active'; reason: string }
@@ -56,7 +56,6 @@ const SNAPSHOT_MAX_ROWS = 2000;
 
 interface SnapApproval { id: string; status: string; tool_name: string | null; agent_name: string | null; us: number }
 interface Snapshot {
-  at: number;
   /** Resolved approvals at or after this (µs since the epoch) are all here. */
   horizonUs: number;
   /** False when a part had more than SNAPSHOT_MAX_ROWS rows. */
@@ -108,37 +107,33 @@ function answer(s: Snapshot, agents: string[] | null, sinceUs: number): SyncStat
 export interface SyncSnapshotOptions { ttlMs?: number; maxProjects?: number }
 
 export class SyncSnapshots {
-  private readonly snapshots = new Map<string, Snapshot>();
+  private readonly snapshots: ListenedCache<Snapshot>;
   private readonly loading = new Map<string, Promise<Snapshot>>();
-  // Bumped by every invalidation: a load that raced one is used by its own callers, never kept.
-  private generation = 0;
-  private readonly ttlMs: number;
-  private readonly maxProjects: number;
 
-  constructor(private readonly pool: Queryable, private readonly invalidation: InvalidationListener, opts: SyncSnapshotOptions = {}) {
-    this.ttlMs = opts.ttlMs ?? 5000;
-    this.maxProjects = opts.maxProjects ?? 1000;
-    invalidation.subscribe((inv) => this.invalidate(inv));
+  /** Without a listener nothing is kept: every sync is the statement above. */
+  constructor(private readonly pool: Queryable, private readonly invalidation?: InvalidationListener, opts: SyncSnapshotOptions = {}) {
+    this.snapshots = new ListenedCache(invalidation, opts.ttlMs ?? 5000, opts.maxProjects ?? 1000);
+    invalidation?.subscribe((inv) => this.invalidate(inv));
   }
 
   invalidate(inv: Invalidation): void {
     if (inv.kind === 'key') return;
-    this.generation++;
     if (inv.kind === 'all') {
-      this.snapshots.clear();
+      this.snapshots.invalidate();
       this.loading.clear();
       return;
     }
-    this.snapshots.delete(inv.id);
+    this.snapshots.invalidate((projectId) => projectId === inv.id);
     this.loading.delete(inv.id);
   }
 
   /** For tests: projects held. */
   get cachedProjects(): number { return this.snapshots.size; }
 
+  /** POST /v1/intervention/sync's answer: from the project's snapshot when one can be held. */
   async state(projectId: string, agents: string[] | null, decidedSince: Date): Promise<SyncState> {
     const sinceUs = decidedSince.getTime() * 1000;
-    if (this.invalidation.listening && Number.isFinite(sinceUs)) {
+    if (this.invalidation?.listening && Number.isFinite(sinceUs)) {
       const s = await this.snapshot(projectId);
       if (s.complete && sinceUs >= s.horizonUs) return answer(s, agents, sinceUs);
     }
@@ -147,7 +142,7 @@ export class SyncSnapshots {
 
   private snapshot(projectId: string): Promise<Snapshot> {
     const s = this.snapshots.get(projectId);
-    if (s && Date.now() - s.at < this.ttlMs) return Promise.resolve(s);
+    if (s) return Promise.resolve(s);
     let p = this.loading.get(projectId);
     if (!p) {
       p = this.load(projectId).finally(() => { if (this.loading.get(projectId) === p) this.loading.delete(projectId); });
@@ -156,8 +151,9 @@ export class SyncSnapshots {
     return p;
   }
 
+  // A load that raced an invalidation is used by its own callers, never kept.
   private async load(projectId: string): Promise<Snapshot> {
-    const generation = this.generation;
+    const token = this.snapshots.token();
     const at = Date.now();
     const horizon = new Date(at - SNAPSHOT_DECIDED_SECONDS * 1000);
     const r = await this.pool.query<{ halts: SyncHalt[]; budgets: SyncBudget[]; pending: SnapApproval[]; resolved: SnapApproval[] }>(
@@ -165,29 +161,8 @@ export class SyncSnapshots {
     const row = r.rows[0];
     const parts = { halts: row?.halts ?? [], budgets: row?.budgets ?? [], pending: row?.pending ?? [], resolved: row?.resolved ?? [] };
     const complete = Object.values(parts).every((p) => p.length <= SNAPSHOT_MAX_ROWS);
-    const s: Snapshot = { at, horizonUs: horizon.getTime() * 1000, complete, ...parts };
-    if (generation === this.generation && this.invalidation.listening) {
-      if (this.snapshots.size >= this.maxProjects && !this.snapshots.has(projectId)) {
-        const oldest = this.snapshots.keys().next();
-        if (!oldest.done) this.snapshots.delete(oldest.value);
-      }
-      this.snapshots.set(projectId, s);
-    }
+    const s: Snapshot = { horizonUs: horizon.getTime() * 1000, complete, ...parts };
+    this.snapshots.set(projectId, s, token, at);
     return s;
   }
-}
-
-// The receiver's snapshots, by pool (attached at boot; none → every sync is the statement above).
-const byPool = new WeakMap<object, SyncSnapshots>();
-
-export function attachSyncSnapshots(pool: Queryable & object, invalidation: InvalidationListener, opts?: SyncSnapshotOptions): SyncSnapshots {
-  const s = new SyncSnapshots(pool, invalidation, opts);
-  byPool.set(pool, s);
-  return s;
-}
-
-/** POST /v1/intervention/sync's answer: from the snapshot when one is attached to `pool`. */
-export function syncState(pool: Queryable & object, projectId: string, agents: string[] | null, decidedSince: Date): Promise<SyncState> {
-  const s = byPool.get(pool);
-  return s ? s.state(projectId, agents, decidedSince) : interventionState(pool, projectId, agents, decidedSince);
 }

@@ -18,6 +18,7 @@ import { RateLimiter } from '../../src/auth/ratelimit.js';
 import { clientIp } from '../../src/auth/client-ip.js';
 import { appendAudit, type AppendedAudit, type AuditDeps, type AuditEventInput } from '../../src/audit/audit.js';
 import { createTestDatabase, memoryLogger, testConfig, type TestReceiver } from '../helpers.js';
+import { SyncSnapshots } from '../../src/governance/sync.js';
 
 export const KEY_1 = '11'.repeat(32);
 export const KEY_2 = '22'.repeat(32);
@@ -100,7 +101,7 @@ export async function startAuditApi(r: TestReceiver, env: Record<string, string>
   const limiter = new RateLimiter(config.rateLimitRps, config.rateLimitBurst, config.rateLimitEnabled);
   const auth = new Authenticator(r.pool, keys, config.jwtSecret);
   const ctx: ReceiverContext = {
-    config, pool: r.pool, db: createDb(r.pool), log, metrics: r.metrics, ingest: r.ingest, keys, auth, limiter, schemaGate: async () => undefined,
+    config, pool: r.pool, db: createDb(r.pool), log, metrics: r.metrics, ingest: r.ingest, keys, auth, limiter, sync: new SyncSnapshots(r.pool), schemaGate: async () => undefined,
   };
   const app = buildApp(auditRoutes(ctx), { log, metrics: r.metrics, auth, limiter, clientIp: (req: Request) => clientIp(req, config.trustedProxies) });
   const server = http.createServer(app);
