@@ -18,7 +18,7 @@ const SPAN_SUMMARY_COLUMNS = [
   'is_llm', 'is_tool',
 ] as const;
 
-const SPAN_DETAIL_COLUMNS = [
+export const SPAN_DETAIL_COLUMNS = [
   ...SPAN_SUMMARY_COLUMNS, 'trace_state', 'status_message', 'flags', 'resource_attributes', 'resource_dropped_attributes_count',
   'resource_schema_url', 'scope_name', 'scope_version', 'scope_attributes', 'scope_dropped_attributes_count', 'scope_schema_url',
   'attributes', 'dropped_attributes_count', 'dropped_events_count', 'dropped_links_count', 'event_count', 'link_count',

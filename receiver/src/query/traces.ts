@@ -3,7 +3,7 @@
 import { sql, type InferResult } from 'kysely';
 import type { Db } from '../db/db.js';
 import type { Pool } from '../db/pool.js';
-import { spanInterventionState, type EventRow, type LinkRow, type SpanDetailRow } from './spans.js';
+import { SPAN_DETAIL_COLUMNS, spanInterventionState, type EventRow, type LinkRow, type SpanDetailRow } from './spans.js';
 import { cursorTimeOf, microsText, tz, type NsRange } from './time.js';
 
 export interface TraceFilters extends NsRange {
@@ -88,6 +88,15 @@ export type TraceSpanJson = Omit<SpanDetailRow, 'trace_id' | 'span_id' | 'parent
   links: (Omit<LinkRow, 'trace_id' | 'span_id' | 'st' | 'linked_trace_id' | 'linked_span_id'> & { linked_trace_id: string; linked_span_id: string })[] | null;
 };
 
+// spansOfTrace's columns as json_build_object pairs, valued as pg gives them to the row mapping:
+// ids as hex (for bytea), int8 and numeric as text; event_count/link_count give way to the arrays.
+const HEX_COLUMNS: readonly string[] = ['trace_id', 'span_id', 'parent_span_id'];
+const TEXT_COLUMNS: readonly string[] = ['start_time_unix_nano', 'end_time_unix_nano', 'input_tokens', 'output_tokens', 'cost_usd', 'flags'];
+const SPAN_JSON_FIELDS = sql.raw(SPAN_DETAIL_COLUMNS.filter((c) => c !== 'event_count' && c !== 'link_count').map((c) => {
+  const value = HEX_COLUMNS.includes(c) ? `encode(spans.${c}, 'hex')` : TEXT_COLUMNS.includes(c) ? `spans.${c}::text` : `spans.${c}`;
+  return `'${c}', ${value}`;
+}).join(', '));
+
 /**
  * The first `max` spans of the trace (spansOfTrace's window, order and columns) with their events
  * and links (eventsOf/linksOf), as one json array built by Postgres: one statement and one value
@@ -95,18 +104,7 @@ export type TraceSpanJson = Omit<SpanDetailRow, 'trace_id' | 'span_id' | 'parent
  */
 const spansOfTraceJson = (max: number) => sql<TraceSpanJson[]>`(
   SELECT coalesce(json_agg(json_build_object(
-    'trace_id', encode(spans.trace_id, 'hex'), 'span_id', encode(spans.span_id, 'hex'), 'parent_span_id', encode(spans.parent_span_id, 'hex'),
-    'name', spans.name, 'kind', spans.kind, 'start_time_unix_nano', spans.start_time_unix_nano::text, 'end_time_unix_nano', spans.end_time_unix_nano::text,
-    'status_code', spans.status_code, 'service_name', spans.service_name, 'agent_name', spans.agent_name, 'model', spans.model,
-    'provider', spans.provider, 'operation_name', spans.operation_name, 'tool_name', spans.tool_name,
-    'input_tokens', spans.input_tokens::text, 'output_tokens', spans.output_tokens::text, 'cost_usd', spans.cost_usd::text,
-    'is_llm', spans.is_llm, 'is_tool', spans.is_tool, 'trace_state', spans.trace_state, 'status_message', spans.status_message,
-    'flags', spans.flags::text, 'resource_attributes', spans.resource_attributes,
-    'resource_dropped_attributes_count', spans.resource_dropped_attributes_count, 'resource_schema_url', spans.resource_schema_url,
-    'scope_name', spans.scope_name, 'scope_version', spans.scope_version, 'scope_attributes', spans.scope_attributes,
-    'scope_dropped_attributes_count', spans.scope_dropped_attributes_count, 'scope_schema_url', spans.scope_schema_url,
-    'attributes', spans.attributes, 'dropped_attributes_count', spans.dropped_attributes_count,
-    'dropped_events_count', spans.dropped_events_count, 'dropped_links_count', spans.dropped_links_count,
+    ${SPAN_JSON_FIELDS},
     'intervention_state', ${spanInterventionState().expression},
     'events', CASE WHEN spans.event_count > 0 THEN (
       SELECT json_agg(json_build_object('time_unix_nano', ev.time_unix_nano::text, 'name', ev.name, 'attributes', ev.attributes,
