@@ -112,24 +112,28 @@ function containerOf(n: unknown): Container | undefined {
   return undefined;
 }
 
-function readKey(container: Container, key: string): Fn {
-  if (container === 'attrs') return (c) => lookup(c.s.attributes, key);
-  if (container === 'resource') return (c) => lookup(c.s.resource_attributes, key);
-  if (!Object.hasOwn(SPAN_FIELDS, key)) return () => NO_KEY;
-  const get = SPAN_FIELDS[key] as (s: SpanInput) => unknown;
-  return (c) => get(c.s);
+/** container[key] of one span: its value, NO_KEY when absent. */
+function read(container: Container, key: string, s: SpanInput): unknown {
+  if (container === 'attrs') return lookup(s.attributes, key);
+  if (container === 'resource') return lookup(s.resource_attributes, key);
+  const get = Object.hasOwn(SPAN_FIELDS, key) ? SPAN_FIELDS[key] as (s: SpanInput) => unknown : undefined;
+  return get ? get(s) : NO_KEY;
 }
 
-function hasKey(container: Container, key: string): Fn {
-  if (container === 'attrs') return (c) => Object.hasOwn(c.s.attributes, key);
-  if (container === 'resource') return (c) => Object.hasOwn(c.s.resource_attributes, key);
-  if (key === 'resource') return () => true;
-  if (!Object.hasOwn(SPAN_FIELDS, key)) return () => false;
-  const get = SPAN_FIELDS[key] as (s: SpanInput) => unknown;
-  return (c) => {
-    const v = get(c.s);
-    return v === FALLBACK ? true : v !== NO_KEY;
-  };
+/** container[key] for a key known when compiling: a span field is resolved once. */
+function reader(container: Container, key: string): Fn {
+  if (container !== 'span') return (c) => read(container, key, c.s);
+  const get = Object.hasOwn(SPAN_FIELDS, key) ? SPAN_FIELDS[key] as (s: SpanInput) => unknown : undefined;
+  return get ? (c) => get(c.s) : () => NO_KEY;
+}
+
+/** `key in container` of one span. */
+function has(container: Container, key: string, s: SpanInput): boolean {
+  if (container === 'attrs') return Object.hasOwn(s.attributes, key);
+  if (container === 'resource') return Object.hasOwn(s.resource_attributes, key);
+  if (key === 'resource') return true;
+  const v = read('span', key, s);
+  return v === FALLBACK ? true : v !== NO_KEY;
 }
 
 function equal(a: unknown, b: unknown): unknown {
@@ -183,11 +187,13 @@ function compileIn(leftNode: unknown, rightNode: unknown): Fn {
   const right = node(rightNode);
   const container = containerOf(right);
   if (container) {
+    const key = literalString(leftNode);
+    if (key !== undefined) return (c) => has(container, key, c.s);
     return (c) => {
       const k = left(c);
       if (isSentinel(k)) return k;
       if (typeof k !== 'string') return FALLBACK;
-      return hasKey(container, k)(c);
+      return has(container, k, c.s);
     };
   }
   if (right.op !== 'list') throw new Unsupported();
@@ -226,14 +232,14 @@ function compileNode(raw: unknown): Fn {
       const container = containerOf(obj);
       if (!container) throw new Unsupported();
       const key = accessKey(n);
-      if (key !== undefined) return readKey(container, key);
+      if (key !== undefined) return reader(container, key);
       if (n.op !== '[]') throw new Unsupported();
       const dyn = compileNode(keyNode);
       return (c) => {
         const k = dyn(c);
         if (isSentinel(k)) return k;
         if (typeof k !== 'string') return FALLBACK;
-        return readKey(container, k)(c);
+        return read(container, k, c.s);
       };
     }
     case '==':
@@ -287,8 +293,8 @@ function compileNode(raw: unknown): Fn {
         const y = b(c);
         if (y === decisive) return decisive;
         if (typeof x === 'boolean' && typeof y === 'boolean') return !decisive;
-        // Neither side decided: a non-bool value is an error, like FALLBACK.
-        return x === NO_KEY && (y === NO_KEY || typeof y === 'boolean') ? NO_KEY : y === NO_KEY && typeof x === 'boolean' ? NO_KEY : FALLBACK;
+        // Neither side decided: NO_KEY when every non-bool side is NO_KEY; any other value is an error (FALLBACK).
+        return (x === NO_KEY || typeof x === 'boolean') && (y === NO_KEY || typeof y === 'boolean') ? NO_KEY : FALLBACK;
       };
     }
     case '?:': {
@@ -311,7 +317,7 @@ function compileNode(raw: unknown): Fn {
       const container = containerOf((target.args as unknown[])[0]);
       const key = accessKey(target);
       if (!container || key === undefined) throw new Unsupported();
-      return hasKey(container, key);
+      return (c) => has(container, key, c.s);
     }
     case 'rcall': {
       const [method, receiver, callArgs] = args as [unknown, unknown, unknown[]];
