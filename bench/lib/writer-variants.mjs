@@ -46,8 +46,8 @@ export function writerVariants(sql) {
   const aggAt = sql.indexOf('), agg AS (');
   if (!input || !insert || !returning || aggAt < 0) return { reason: 'the writer statement no longer has the json(b)_to_recordset → INSERT … RETURNING → agg shape the variants are derived from' };
 
-  const shipped = `${input[1]}_to_recordset`;
-  const other = shipped === 'json_to_recordset' ? 'jsonb' : 'json';
+  const statement = `${input[1]}_to_recordset`;
+  const other = statement === 'json_to_recordset' ? 'jsonb' : 'json';
   const columnDefs = input[2].trim();
   const inputCols = columnDefs.split(',').map((d) => d.trim().split(/\s+/)[0]);
   // telemetry.spans column ← input field (hex-decoded for bytea ids), from the statement's INSERT … SELECT.
@@ -93,9 +93,8 @@ export function writerVariants(sql) {
 
   return {
     setupSql: `CREATE TEMP TABLE bench_input (${columnDefs}) ON COMMIT DELETE ROWS`,
-    shipped,
     variants: {
-      [shipped]: async (client, rows) => {
+      [statement]: async (client, rows) => {
         const [doc, encodeMs] = timed(() => JSON.stringify(rows));
         const r = await client.query(sql, [doc, '[]', '[]']);
         return { encodeMs, inserted: r.rows[0].inserted };
